@@ -1,0 +1,126 @@
+"""The model configuration: one frozen dataclass, every default in one place, validated on creation.
+
+`config.json` in a checkpoint holds exactly these fields (DESIGN section 3). Unknown fields are
+refused so that a typo cannot silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+ATTENTIONS = ("softmax", "linear")
+HEADS = ("mixture", "categorical")
+START_TOKEN = 256  # the input at position 0; byte values are 0..255
+VOCAB = 257  # 256 byte values and the start token
+
+# Generation modes and the attention kind each one needs (DESIGN section 3, "Generation modes").
+MODES = {
+    "softmax-uncached": "softmax",
+    "softmax-cached": "softmax",
+    "linear-recurrent": "linear",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration or argument that cannot work; the message names the field and the fix."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    attention: str = "linear"  # "softmax" or "linear" (phi(x) = elu(x) + 1)
+    n_layers: int = 8  # L: post-LN transformer layers
+    n_heads: int = 8  # H: heads of size d_model / n_heads
+    d_model: int = 256  # C: width; the byte embedding and the position code take half each
+    head: str = "mixture"  # "mixture" of discretized logistics, or a 256-way "categorical"
+    n_mixtures: int = 10  # M: logistic components (mixture head only)
+    image_shape: tuple = field(default=(28, 28, 1))  # (height, width, channels)
+    dropout: float = 0.1  # training only
+
+    def __post_init__(self):
+        object.__setattr__(self, "image_shape", tuple(self.image_shape))
+        _choice("attention", self.attention, ATTENTIONS)
+        _choice("head", self.head, HEADS)
+        for name in ("n_layers", "n_heads", "d_model", "n_mixtures"):
+            _positive_int(name, getattr(self, name))
+        if len(self.image_shape) != 3:
+            raise ConfigError(
+                f"image_shape must be [height, width, channels], got {list(self.image_shape)}"
+            )
+        for axis, n in zip(("height", "width", "channels"), self.image_shape):
+            _positive_int(f"image_shape {axis}", n)
+        if self.d_model % self.n_heads:
+            raise ConfigError(
+                f"n_heads={self.n_heads} must divide d_model={self.d_model}; "
+                f"allowed n_heads: {_divisors(self.d_model)}"
+            )
+        if self.d_model % 4:
+            raise ConfigError(
+                f"d_model={self.d_model} must be a multiple of 4 (the position code takes "
+                "d_model/2 features in sin/cos pairs)"
+            )
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise ConfigError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+
+    @property
+    def seq_len(self) -> int:
+        """T: bytes per image, raster order with channels interleaved."""
+        h, w, c = self.image_shape
+        return h * w * c
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the head: 3M (logits, means, log-scales) or 256."""
+        return 3 * self.n_mixtures if self.head == "mixture" else 256
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["image_shape"] = list(self.image_shape)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; known fields: {sorted(known)}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, path) -> "ModelConfig":
+        with open(path) as f:
+            try:
+                d = json.load(f)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path} is not valid JSON: {e}") from None
+        return cls.from_dict(d)
+
+
+def check_mode(mode: str, config: ModelConfig) -> None:
+    """Refuse a generation mode that does not exist or does not fit the model's attention."""
+    _choice("mode", mode, tuple(MODES))
+    if MODES[mode] != config.attention:
+        fitting = [m for m, a in MODES.items() if a == config.attention]
+        raise ConfigError(
+            f"mode '{mode}' needs a model with attention='{MODES[mode]}', but this model has "
+            f"attention='{config.attention}'; use one of {fitting}"
+        )
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {list(allowed)}, got {value!r}")
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+
+
+def _divisors(n):
+    return [k for k in range(1, n + 1) if n % k == 0]

@@ -1,0 +1,103 @@
+"""Causal softmax and linear attention in PyTorch, each as a parallel form and a recurrent twin.
+
+Shapes: q, k, v are (B, T, H, D) in the parallel forms and (B, H, D) for one step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LINEAR_EPS = 1e-6
+
+
+def elu_feature_map(x):
+    """phi(x) = elu(x) + 1."""
+    return F.elu(x) + 1.0
+
+
+def softmax_attention(q, k, v):
+    """o_i = sum_{j<=i} softmax_j(q_i . k_j / sqrt(D)) v_j (PyTorch's fused kernel)."""
+    o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+    return o.transpose(1, 2)
+
+
+def softmax_attention_chunked(q, k, v, chunk_size=256):
+    """Memory-efficient causal softmax attention (Rabe & Staats, seed 001): queries and keys in
+    chunks with a running max and sum, so that no T x T score matrix is held; O(T * chunk) memory.
+    Equals `softmax_attention`."""
+    B, T, H, D = q.shape
+    scale = 1.0 / math.sqrt(D)
+    qh, kh, vh = (x.transpose(1, 2) for x in (q, k, v))  # (B, H, T, D)
+    outs = []
+    for qs in range(0, T, chunk_size):
+        qc = qh[:, :, qs : qs + chunk_size] * scale
+        rows = torch.arange(qs, qs + qc.shape[2], device=q.device)[:, None]
+        m = torch.full(qc.shape[:-1] + (1,), -torch.inf, dtype=q.dtype, device=q.device)
+        num = torch.zeros_like(qc[..., :1].expand(*qc.shape[:-1], vh.shape[-1]))
+        den = torch.zeros_like(m)
+        for ks in range(0, qs + qc.shape[2], chunk_size):
+            s = qc @ kh[:, :, ks : ks + chunk_size].transpose(-1, -2)
+            cols = torch.arange(ks, ks + s.shape[-1], device=q.device)[None, :]
+            s = s.masked_fill(cols > rows, -torch.inf)
+            m_new = torch.maximum(m, s.amax(-1, keepdim=True))
+            p = torch.exp(s - m_new)
+            corr = torch.exp(m - m_new)
+            num = num * corr + p @ vh[:, :, ks : ks + chunk_size]
+            den = den * corr + p.sum(-1, keepdim=True)
+            m = m_new
+        outs.append(num / den)
+    return torch.cat(outs, dim=2).transpose(1, 2)
+
+
+def softmax_attention_recurrent(q, k, v, state):
+    """One step with a key/value cache. state = (K, V, t): K, V preallocated (B, H, T_max, D),
+    filled up to position t-1; this step's key and value are written at t in place.
+    Returns o (B, H, D) and (K, V, t + 1)."""
+    K, V, t = state
+    K[:, :, t] = k
+    V[:, :, t] = v
+    scores = (K[:, :, : t + 1] @ q.unsqueeze(-1)).squeeze(-1) * (1.0 / math.sqrt(q.shape[-1]))
+    o = (torch.softmax(scores, dim=-1).unsqueeze(-2) @ V[:, :, : t + 1]).squeeze(-2)
+    return o, (K, V, t + 1)
+
+
+def linear_attention(q, k, v, chunk_size=64):
+    """o_i = phi(q_i)^T S_i / (phi(q_i)^T z_i + eps), S_i = sum_{j<=i} phi(k_j) v_j^T, z_i = sum phi(k_j).
+
+    Chunkwise-parallel form (GLA, arXiv 2312.06635): within a chunk of C steps the masked
+    quadratic form, across chunks the states S and z at chunk boundaries (an exclusive cumsum).
+    Memory O(T C + (T/C) D^2) per head, never a T x D x D tensor; exact, not an approximation.
+    """
+    B, T, H, D = q.shape
+    C = min(chunk_size, T)
+    pad = (-T) % C
+    fq, fk = elu_feature_map(q), elu_feature_map(k)
+    if pad:  # padded keys get phi = 0 and padded values 0, so they add nothing
+        fq, fk, v = (F.pad(x, (0, 0, 0, 0, 0, pad)) for x in (fq, fk, v))
+    N = (T + pad) // C
+    fq, fk, v = (x.reshape(B, N, C, H, x.shape[-1]).permute(0, 3, 1, 2, 4) for x in (fq, fk, v))  # (B, H, N, C, D)
+    mask = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
+    A = (fq @ fk.transpose(-1, -2)).masked_fill(~mask, 0.0)  # (B, H, N, C, C)
+    kv = fk.transpose(-1, -2) @ v  # (B, H, N, D, Dv): each chunk's sum of phi(k) v^T
+    S = torch.cumsum(kv, dim=2) - kv  # state before each chunk
+    z = torch.cumsum(fk.sum(3), dim=2) - fk.sum(3)  # (B, H, N, D)
+    num = fq @ S + A @ v
+    den = (fq @ z.unsqueeze(-1)).squeeze(-1) + A.sum(-1) + LINEAR_EPS
+    o = (num / den.unsqueeze(-1)).permute(0, 2, 3, 1, 4).reshape(B, N * C, H, -1)
+    return o[:, :T]
+
+
+def linear_attention_recurrent(q, k, v, state):
+    """One RNN step: S += phi(k) v^T, z += phi(k), o = phi(q)^T S / (phi(q)^T z + eps).
+    state = (S (B, H, D, Dv), z (B, H, D)), updated in place and returned."""
+    S, z = state
+    fq, fk = elu_feature_map(q), elu_feature_map(k)
+    B, H, D = fk.shape
+    S.view(B * H, D, -1).baddbmm_(fk.reshape(B * H, D, 1), v.reshape(B * H, 1, -1))
+    z.add_(fk)
+    num = (fq.reshape(B * H, 1, D) @ S.view(B * H, D, -1)).view(B, H, -1)
+    den = (fq * z).sum(-1, keepdim=True) + LINEAR_EPS
+    return num / den, (S, z)

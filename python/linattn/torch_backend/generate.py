@@ -1,0 +1,50 @@
+"""Sampling from given noise and the three generation modes (DESIGN section 3, "Generation modes")."""
+
+from __future__ import annotations
+
+import torch
+
+from ..config import ModelConfig, check_mode
+from .loss import split_mixture
+from .model import Transformer, input_tokens, start_tokens
+
+
+def sample_from_head(out, config: ModelConfig, u):
+    """One byte per row from head outputs (B, n_outputs) and uniforms u (B, 2): the component is
+    the first k whose cumulative weight exceeds u1 (the last if none), the value
+    mu_k + s_k (log u2 - log(1 - u2)) clipped to [-1, 1], the byte round((x+1)/2 * 255)."""
+    if config.head == "categorical":
+        return _first_above(torch.softmax(out, -1), u[:, 0])
+    logits, mu, log_s = split_mixture(out, config)
+    k = _first_above(torch.softmax(logits, -1), u[:, 0]).unsqueeze(1)
+    u2 = u[:, 1]
+    x = mu.gather(1, k).squeeze(1) + log_s.gather(1, k).squeeze(1).exp() * (u2.log() - (1.0 - u2).log())
+    return torch.round((x.clamp(-1.0, 1.0) + 1.0) / 2.0 * 255.0).clamp(0, 255).long()
+
+
+def _first_above(weights, u1):
+    cum = torch.cumsum(weights, dim=-1)
+    return (cum <= u1.unsqueeze(1)).sum(1).clamp(max=weights.shape[-1] - 1)
+
+
+@torch.inference_mode()
+def generate(model: Transformer, mode, noise, steps=None):
+    """(B, T, 2) uniforms -> (B, T) bytes. `steps` stops early (for timing a prefix)."""
+    config = model.config
+    check_mode(mode, config)
+    noise = noise.to(model.embed.weight.dtype)
+    B, T = noise.shape[:2]
+    steps = T if steps is None else steps
+    device = noise.device
+    data = torch.zeros(B, T, dtype=torch.long, device=device)
+    if mode == "softmax-uncached":
+        for t in range(steps):
+            out = model(input_tokens(data[:, : t + 1]))[:, -1]
+            data[:, t] = sample_from_head(out, config, noise[:, t])
+        return data
+    state, packed, pe = model.empty_state(B, T), model.packed(), model.position_code(T)
+    token = start_tokens(B, device)
+    for t in range(steps):
+        out = model.step(token, pe[t], state, packed)
+        data[:, t] = token = sample_from_head(out, config, noise[:, t])
+    return data

@@ -1,0 +1,124 @@
+"""The model of DESIGN section 3 as a torch.nn.Module whose state_dict names are the weights format's.
+
+`Transformer.forward` is the parallel (training) form; `Transformer.step` is the recurrent form,
+one position at a time with the attention's recurrent twin, used by the cached and recurrent
+generation modes.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import START_TOKEN, VOCAB, ModelConfig
+from . import attention as attn
+
+
+def position_code(T, dp, dtype=torch.float32):
+    """pe[p, 2i] = sin(p / 10000^(2i/dp)), pe[p, 2i+1] = cos(p / 10000^(2i/dp))."""
+    p = torch.arange(T, dtype=torch.float64)[:, None]
+    angle = p / 10000.0 ** (torch.arange(0, dp, 2, dtype=torch.float64) / dp)
+    return torch.stack([angle.sin(), angle.cos()], dim=-1).reshape(T, dp).to(dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        C = config.d_model
+        self.q, self.k, self.v, self.o = (nn.Linear(C, C) for _ in range(4))
+        self.n_heads, self.kind = config.n_heads, config.attention
+
+    def forward(self, x):  # (B, T, C)
+        B, T, C = x.shape
+        q, k, v = (f(x).view(B, T, self.n_heads, -1) for f in (self.q, self.k, self.v))
+        mix = attn.softmax_attention if self.kind == "softmax" else attn.linear_attention
+        return self.o(mix(q, k, v).reshape(B, T, C))
+
+
+class Layer(nn.Module):
+    """Post-LN: x = LN(x + drop(Attn(x))); x = LN(x + drop(W2 drop(relu(W1 x))))."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        C = config.d_model
+        self.attn = Attention(config)
+        self.norm1, self.norm2 = nn.LayerNorm(C, eps=1e-5), nn.LayerNorm(C, eps=1e-5)
+        self.ff1, self.ff2 = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        x = self.norm1(x + self.drop(self.attn(x)))
+        return self.norm2(x + self.drop(self.ff2(self.drop(F.relu(self.ff1(x))))))
+
+
+class Transformer(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        C = config.d_model
+        self.config = config
+        self.embed = nn.Embedding(VOCAB, C // 2)
+        self.layers = nn.ModuleList(Layer(config) for _ in range(config.n_layers))
+        self.norm = nn.LayerNorm(C, eps=1e-5)
+        self.head = nn.Linear(C, config.n_outputs)
+
+    def position_code(self, T):
+        """(T, C/2) in the parameters' dtype and device, computed in float64."""
+        w = self.embed.weight
+        return position_code(T, self.config.d_model // 2, w.dtype).to(w.device)
+
+    def forward(self, tokens):
+        """(B, T) input tokens -> (B, T, n_outputs)."""
+        e = self.embed(tokens)
+        x = torch.cat([e, self.position_code(tokens.shape[1]).expand_as(e)], dim=-1)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(self.norm(x))
+
+    # --- the recurrent form ---------------------------------------------------------------------
+
+    def empty_state(self, batch, max_len=None):
+        """Per layer: a preallocated key/value cache (K, V, 0), or the linear state (S, z)."""
+        c, w = self.config, self.embed.weight
+        H, D = c.n_heads, c.d_head
+        if c.attention == "softmax":
+            T = max_len or c.seq_len
+            return [(w.new_zeros(batch, H, T, D), w.new_zeros(batch, H, T, D), 0) for _ in self.layers]
+        return [(w.new_zeros(batch, H, D, D), w.new_zeros(batch, H, D)) for _ in self.layers]
+
+    def packed(self):
+        """Weights rearranged for the step: q, k and v stacked into one (3C, C) matrix per layer."""
+        return [
+            (
+                torch.cat([l.attn.q.weight, l.attn.k.weight, l.attn.v.weight]),
+                torch.cat([l.attn.q.bias, l.attn.k.bias, l.attn.v.bias]),
+            )
+            for l in self.layers
+        ]
+
+    def step(self, token, pe, state, packed):
+        """Recurrent form: (B,) tokens with their position code pe (C/2,) -> (B, n_outputs);
+        the state is updated in place. `packed` comes from `packed()`."""
+        c = self.config
+        B, C, H = token.shape[0], c.d_model, c.n_heads
+        twin = attn.softmax_attention_recurrent if c.attention == "softmax" else attn.linear_attention_recurrent
+        x = torch.cat([self.embed.weight[token], pe.expand(B, -1)], dim=-1)
+        for i, (l, (w_qkv, b_qkv)) in enumerate(zip(self.layers, packed)):
+            q, k, v = F.linear(x, w_qkv, b_qkv).view(B, 3, H, -1).unbind(1)
+            o, state[i] = twin(q, k, v, state[i])
+            x = F.layer_norm(x + l.attn.o(o.reshape(B, C)), (C,), l.norm1.weight, l.norm1.bias, 1e-5)
+            f = l.ff2(F.relu(l.ff1(x)))
+            x = F.layer_norm(x + f, (C,), l.norm2.weight, l.norm2.bias, 1e-5)
+        return self.head(F.layer_norm(x, (C,), self.norm.weight, self.norm.bias, 1e-5))
+
+
+def start_tokens(batch, device):
+    return torch.full((batch,), START_TOKEN, dtype=torch.long, device=device)
+
+
+def input_tokens(data):
+    """(B, T) bytes -> (B, T) inputs: the start token, then bytes 0..T-2."""
+    start = torch.full_like(data[:, :1], START_TOKEN, dtype=torch.long)
+    return torch.cat([start, data[:, :-1].long()], dim=1)
+
+

@@ -1,0 +1,121 @@
+"""The checkpoint format shared by every backend (DESIGN section 3, "Weights").
+
+A checkpoint is a folder with `config.json` (a `ModelConfig`) and `weights.npz` (float32, C order,
+PyTorch conventions: a Linear weight is (out, in)). Writes are atomic: a reader never sees a
+half-written file, and an interrupted write leaves the old checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .config import VOCAB, ConfigError, ModelConfig
+
+
+def param_shapes(config: ModelConfig) -> dict[str, tuple]:
+    """Every parameter's name and shape, in the order of the format's table."""
+    C = config.d_model
+    shapes = {"embed.weight": (VOCAB, C // 2)}
+    for i in range(config.n_layers):
+        p = f"layers.{i}"
+        for n in "qkvo":
+            shapes[f"{p}.attn.{n}.weight"] = (C, C)
+            shapes[f"{p}.attn.{n}.bias"] = (C,)
+        for n in ("norm1", "norm2"):
+            shapes[f"{p}.{n}.weight"] = (C,)
+            shapes[f"{p}.{n}.bias"] = (C,)
+        shapes[f"{p}.ff1.weight"] = (4 * C, C)
+        shapes[f"{p}.ff1.bias"] = (4 * C,)
+        shapes[f"{p}.ff2.weight"] = (C, 4 * C)
+        shapes[f"{p}.ff2.bias"] = (C,)
+    shapes["norm.weight"] = (C,)
+    shapes["norm.bias"] = (C,)
+    shapes["head.weight"] = (config.n_outputs, C)
+    shapes["head.bias"] = (config.n_outputs,)
+    return shapes
+
+
+def init_params(config: ModelConfig, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random float32 parameters: Linear weights and biases U(-1/sqrt(in), 1/sqrt(in)) (PyTorch's
+    default), the embedding N(0, 1), LayerNorm weight 1 and bias 0."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for name, shape in param_shapes(config).items():
+        if name == "embed.weight":
+            w = rng.standard_normal(shape)
+        elif ".norm" in name or name.startswith("norm."):
+            w = np.ones(shape) if name.endswith("weight") else np.zeros(shape)
+        else:
+            fan_in = param_shapes(config)[name.rsplit(".", 1)[0] + ".weight"][1]
+            w = rng.uniform(-1.0, 1.0, shape) / np.sqrt(fan_in)
+        params[name] = w.astype(np.float32)
+    return params
+
+
+def check_params(config: ModelConfig, params: dict, source="weights") -> None:
+    """Refuse parameters whose names or shapes do not match the config."""
+    expected = param_shapes(config)
+    missing = [n for n in expected if n not in params]
+    extra = [n for n in params if n not in expected]
+    if missing or extra:
+        raise ConfigError(
+            f"{source}: parameter names do not match the config "
+            f"(missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {extra[:5]}{'...' if len(extra) > 5 else ''}); "
+            "was the checkpoint written for another n_layers or head?"
+        )
+    for n, shape in expected.items():
+        if tuple(np.shape(params[n])) != shape:
+            raise ConfigError(
+                f"{source}: {n} has shape {tuple(np.shape(params[n]))}, the config needs {shape}"
+            )
+
+
+def save_checkpoint(path, config: ModelConfig, params: dict) -> Path:
+    """Write `config.json` and `weights.npz` into the folder `path`, each atomically."""
+    check_params(config, params)
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    arrays = {n: np.ascontiguousarray(np.asarray(params[n], dtype=np.float32)) for n in param_shapes(config)}
+    atomic_write(path / "weights.npz", lambda f: np.savez(f, **arrays))
+    atomic_write(path / "config.json", lambda f: f.write(json.dumps(config.to_dict(), indent=2).encode()))
+    return path
+
+
+def load_checkpoint(path) -> tuple[ModelConfig, dict[str, np.ndarray]]:
+    """Read a checkpoint folder; every fault is a `ConfigError` that names the file."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ConfigError(f"checkpoint {path} is not a folder; it should hold config.json and weights.npz")
+    for name in ("config.json", "weights.npz"):
+        if not (path / name).is_file():
+            raise ConfigError(f"checkpoint {path} has no {name}")
+    config = ModelConfig.from_json(path / "config.json")
+    try:
+        with np.load(path / "weights.npz") as z:
+            params = {n: z[n] for n in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise ConfigError(f"{path / 'weights.npz'} is not a readable .npz file: {e}") from None
+    check_params(config, params, source=str(path / "weights.npz"))
+    return config, {n: w.astype(np.float32) for n, w in params.items()}
+
+
+def atomic_write(path, write) -> None:
+    """Call `write(file)` on a temporary file beside `path`, then rename it over `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
