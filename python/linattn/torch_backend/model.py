@@ -87,14 +87,17 @@ class Transformer(nn.Module):
         return [(w.new_zeros(batch, H, D, D), w.new_zeros(batch, H, D)) for _ in self.layers]
 
     def packed(self):
-        """Weights rearranged for the step: q, k and v stacked into one (3C, C) matrix per layer."""
-        return [
-            (
-                torch.cat([l.attn.q.weight, l.attn.k.weight, l.attn.v.weight]),
-                torch.cat([l.attn.q.bias, l.attn.k.bias, l.attn.v.bias]),
-            )
-            for l in self.layers
+        """Weights rearranged for the step, once per generation: every Linear as (bias, W^T) with
+        W^T contiguous (in, out), which streams twice as fast as (out, in) at batch 1 on CPU BLAS;
+        q, k and v stacked into one (C, 3C) matrix per layer."""
+
+        def t(*linears):
+            return torch.cat([l.bias for l in linears]), torch.cat([l.weight for l in linears]).t().contiguous()
+
+        layers = [
+            (t(l.attn.q, l.attn.k, l.attn.v), t(l.attn.o), t(l.ff1), t(l.ff2), l.norm1, l.norm2) for l in self.layers
         ]
+        return layers, t(self.head)
 
     def step(self, token, pe, state, packed):
         """Recurrent form: (B,) tokens with their position code pe (C/2,) -> (B, n_outputs);
@@ -102,14 +105,20 @@ class Transformer(nn.Module):
         c = self.config
         B, C, H = token.shape[0], c.d_model, c.n_heads
         twin = attn.softmax_attention_recurrent if c.attention == "softmax" else attn.linear_attention_recurrent
+        layers, head = packed
         x = torch.cat([self.embed.weight[token], pe.expand(B, -1)], dim=-1)
-        for i, (l, (w_qkv, b_qkv)) in enumerate(zip(self.layers, packed)):
-            q, k, v = F.linear(x, w_qkv, b_qkv).view(B, 3, H, -1).unbind(1)
-            o, state[i] = twin(q, k, v, state[i])
-            x = F.layer_norm(x + l.attn.o(o.reshape(B, C)), (C,), l.norm1.weight, l.norm1.bias, 1e-5)
-            f = l.ff2(F.relu(l.ff1(x)))
-            x = F.layer_norm(x + f, (C,), l.norm2.weight, l.norm2.bias, 1e-5)
-        return self.head(F.layer_norm(x, (C,), self.norm.weight, self.norm.bias, 1e-5))
+        for i, (qkv, o, ff1, ff2, norm1, norm2) in enumerate(layers):
+            q, k, v = _split(torch.addmm(qkv[0], x, qkv[1]), B, H)
+            a, state[i] = twin(q, k, v, state[i])
+            x = F.layer_norm(torch.addmm(o[0], a.reshape(B, C), o[1]).add_(x), (C,), norm1.weight, norm1.bias, 1e-5)
+            f = torch.addmm(ff2[0], torch.addmm(ff1[0], x, ff1[1]).relu_(), ff2[1])
+            x = F.layer_norm(f.add_(x), (C,), norm2.weight, norm2.bias, 1e-5)
+        return torch.addmm(head[0], F.layer_norm(x, (C,), self.norm.weight, self.norm.bias, 1e-5), head[1])
+
+
+def _split(qkv, B, H):
+    """(B, 3C) -> q, k, v each (B, H, D)."""
+    return qkv.view(B, 3, H, -1).unbind(1)
 
 
 def start_tokens(batch, device):

@@ -1,0 +1,28 @@
+"""Model presets of the paper's sizes, read from configs/models.toml."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from linattn.config import MODES, ModelConfig
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def model_presets() -> dict:
+    with open(CONFIGS / "models.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def preset_config(name: str, attention: str) -> ModelConfig:
+    """The paper's `name` ("mnist" or "cifar") model with the given attention kind."""
+    presets = model_presets()
+    if name not in presets:
+        raise KeyError(f"unknown model {name!r}; choose one of {sorted(presets)}")
+    fields = {k: v for k, v in presets[name].items() if k != "source"}
+    return ModelConfig(attention=attention, **fields)
+
+
+def config_for_mode(name: str, mode: str) -> ModelConfig:
+    return preset_config(name, MODES[mode])

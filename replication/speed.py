@@ -1,0 +1,200 @@
+"""`replication speed`: seconds per generated image, beside the roofline floor of the same machine.
+
+Whole images are timed (median and IQR over repeats after a warm-up, whose time, compilation
+included, is reported apart). Two cases are extrapolated and say so (`"extrapolated": true`):
+- `softmax-uncached`: step n re-runs the model on n positions, hours per CIFAR image. A sample of
+  steps at several prefix lengths is timed, the cost c(n) = a + b n + c n^2 is fitted by least
+  squares and summed over n = 1..T. `validate_uncached` checks the method against a full run.
+- `--steps K` (any step mode): prefixes of K/2 and K steps are timed, the per-step cost
+  a + b t fitted through them and summed over the T steps (exact for a constant or linearly
+  growing step cost, which is what the recurrent and cached modes have).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from linattn.backends import get_backend
+from linattn.config import MODES
+from linattn.weights import init_params
+
+from . import roofline
+from .presets import config_for_mode
+from .provenance import provenance
+
+UNCACHED_SAMPLES = 8  # prefix lengths timed for the uncached fit
+
+
+def add_parser(sub, common):
+    s = sub.add_parser("speed", help="time image generation with random weights of the paper's sizes")
+    s.add_argument("--model", choices=["mnist", "cifar"], required=True)
+    s.add_argument("--mode", choices=list(MODES), required=True)
+    s.add_argument("--batch", type=int, default=1)
+    s.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up")
+    s.add_argument("--steps", type=int, default=None, help="time K-step prefixes and extrapolate to the image")
+    s.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    common(s)
+    s.set_defaults(func=cmd_speed)
+
+
+def cmd_speed(args):
+    from .cli import UsageError
+
+    if args.batch < 1 or args.repeats < 1 or (args.steps is not None and args.steps < 2):
+        raise UsageError("--batch and --repeats must be >= 1, --steps >= 2")
+    threads = args.threads or os.cpu_count()
+    result = measure(args.backend, args.model, args.mode, args.batch, repeats=args.repeats,
+                     steps=args.steps, threads=threads, seed=args.seed, device=args.device)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(summary_line(result))
+
+
+def pin_threads(threads: int):
+    """Thread pools of every numeric library, set before a backend is imported."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHON_JULIACALL_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ.setdefault("XLA_FLAGS", f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'}")
+
+
+def measure(backend_name, model_name, mode, batch, repeats=3, steps=None, threads=1, seed=0, device="cpu",
+            machine=None) -> dict:
+    """Time generation and return the result dict (see the module docstring)."""
+    pin_threads(threads)
+    machine = machine or roofline.machine_in_subprocess(threads)
+    config = config_for_mode(model_name, mode)
+    backend = get_backend(backend_name)
+    if backend_name == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    model = backend.prepare(config, init_params(config, seed), device=device)
+    noise = np.random.default_rng(seed).random((batch, config.seq_len, 2), dtype=np.float32)
+    T = config.seq_len
+    if mode == "softmax-uncached":
+        timing = _time_uncached(backend, model, batch, T, repeats, seed)
+    elif steps is not None and steps < T:
+        timing = _time_prefixes(backend, model, mode, noise, steps, repeats)
+    else:
+        timing = _time_whole(backend, model, mode, noise, repeats)
+    per_image = timing.pop("seconds_per_image")
+    return {
+        "backend": backend_name,
+        "model": model_name,
+        "mode": mode,
+        "batch": batch,
+        "seq_len": T,
+        "seconds_per_image": per_image,
+        "images_per_second": 1.0 / per_image,
+        **timing,
+        **roofline.roofline_seconds_per_image(config, mode, batch, machine),
+        "machine": machine,
+        "config": config.to_dict(),
+        "seed": seed,
+        "threads": threads,
+        "backend_info": backend.info(),
+        "provenance": provenance(),
+    }
+
+
+def _stats(xs):
+    xs = np.asarray(xs, dtype=np.float64)
+    q1, med, q3 = np.percentile(xs, [25, 50, 75])
+    return {"median": float(med), "iqr": float(q3 - q1)}
+
+
+def _generate_seconds(backend, model, mode, noise, steps=None):
+    """Wall time of one generation call; inside the backend when it times itself (Julia)."""
+    if hasattr(backend, "timed_generate"):
+        return backend.timed_generate(model, mode, noise, steps)[1]
+    t = time.perf_counter()
+    backend.generate(model, mode, noise, steps)
+    return time.perf_counter() - t
+
+
+def _time_whole(backend, model, mode, noise, repeats):
+    B = noise.shape[0]
+    warm = _generate_seconds(backend, model, mode, noise)
+    runs = [_generate_seconds(backend, model, mode, noise) / B for _ in range(repeats)]
+    s = _stats(runs)
+    return {"seconds_per_image": s["median"], "iqr": s["iqr"], "repeats": runs, "warmup_seconds": warm,
+            "compile_seconds": max(0.0, warm - s["median"] * B), "extrapolated": False, "method": "whole images"}
+
+
+def _time_prefixes(backend, model, mode, noise, steps, repeats):
+    """Fit per-step cost a + b t through the times of K/2- and K-step prefixes; sum it over T."""
+    B, T = noise.shape[:2]
+    half = steps // 2
+    warm = _generate_seconds(backend, model, mode, noise, steps)
+    t_half = float(np.median([_generate_seconds(backend, model, mode, noise, half) for _ in range(repeats)]))
+    runs = [_generate_seconds(backend, model, mode, noise, steps) for _ in range(repeats)]
+    t_full = float(np.median(runs))
+    # time(K) = a K + b K^2 / 2 at K = half and steps: solve for a, b
+    A = np.array([[half, half**2 / 2], [steps, steps**2 / 2]])
+    a, b = np.linalg.solve(A, [t_half, t_full])
+    b = max(b, 0.0)
+    total = a * T + b * T**2 / 2
+    scale = total / t_full
+    return {"seconds_per_image": total / B, "iqr": _stats(runs)["iqr"] * scale / B, "repeats": [r * scale / B for r in runs],
+            "warmup_seconds": warm, "compile_seconds": max(0.0, warm - t_full), "extrapolated": True,
+            "method": f"prefixes of {half} and {steps} steps, per-step cost a + b t, summed over {T} steps",
+            "fit": {"a": float(a), "b": float(b)}}
+
+
+def uncached_lengths(T, samples=UNCACHED_SAMPLES):
+    return sorted({int(round(n)) for n in np.linspace(1, T, samples)})
+
+
+def _time_uncached(backend, model, batch, T, repeats, seed):
+    """Time single uncached steps at sampled prefix lengths, fit a + b n + c n^2, sum over n=1..T."""
+    rng = np.random.default_rng(seed)
+    lengths = uncached_lengths(T)
+    prefix = rng.integers(0, 256, size=(batch, T))
+    t0 = time.perf_counter()
+    backend.uncached_step(model, prefix[:, :T])  # warm-up at the longest length (compiles in JAX)
+    warm = time.perf_counter() - t0
+    costs = []
+    for n in lengths:
+        runs = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            backend.uncached_step(model, prefix[:, :n])
+            runs.append(time.perf_counter() - t)
+        costs.append(float(np.median(runs)))
+    coef = np.polyfit(lengths, costs, 2)
+    n = np.arange(1, T + 1)
+    total = float(np.maximum(np.polyval(coef, n), 0.0).sum())
+    return {"seconds_per_image": total / batch, "iqr": None, "repeats": None, "warmup_seconds": warm,
+            "compile_seconds": None, "extrapolated": True,
+            "method": f"{len(lengths)} prefix lengths timed ({repeats} repeats each), cost a + b n + c n^2 summed over n = 1..{T}",
+            "fit": {"lengths": lengths, "seconds": costs, "coefficients": [float(c) for c in coef]}}
+
+
+def validate_uncached(backend_name, model_name, batch=1, repeats=1, threads=1, seed=0, device="cpu", limit_T=None):
+    """Extrapolated vs measured seconds per image for softmax-uncached on a model small enough to
+    run whole: returns both and the relative error of the extrapolation."""
+    pin_threads(threads)
+    config = config_for_mode(model_name, "softmax-uncached")
+    backend = get_backend(backend_name)
+    model = backend.prepare(config, init_params(config, seed), device=device)
+    T = config.seq_len if limit_T is None else limit_T
+    extrapolated = _time_uncached(backend, model, batch, T, repeats, seed)["seconds_per_image"]
+    noise = np.random.default_rng(seed).random((batch, config.seq_len, 2), dtype=np.float32)
+    measured = _generate_seconds(backend, model, "softmax-uncached", noise, T) / batch
+    return {"model": model_name, "steps": T, "extrapolated_seconds_per_image": extrapolated,
+            "measured_seconds_per_image": measured, "relative_error": (extrapolated - measured) / measured}
+
+
+def summary_line(r) -> str:
+    ext = " (extrapolated)" if r["extrapolated"] else ""
+    return (f"{r['backend']:6s} {r['model']:5s} {r['mode']:17s} batch {r['batch']:4d}: "
+            f"{r['seconds_per_image']:.4g} s/image{ext}, {r['images_per_second']:.4g} images/s; "
+            f"roofline {r['roofline_seconds_per_image']:.4g} s/image ({r['bound']}-bound), "
+            f"{r['seconds_per_image'] / r['roofline_seconds_per_image']:.2f}x the floor")

@@ -1,0 +1,79 @@
+"""The float64 reference against itself: its twin forms agree and its distribution is normalised."""
+
+import numpy as np
+import pytest
+
+from linattn import reference as ref
+from linattn.config import ModelConfig
+from linattn.weights import init_params
+
+
+def random_qkv(seed=0, B=2, T=9, H=2, D=3):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((B, T, H, D)) for _ in range(3)]
+
+
+@pytest.mark.parametrize("kind", ["softmax", "linear"])
+def test_recurrent_attention_equals_parallel(kind):
+    q, k, v = random_qkv()
+    parallel = getattr(ref, f"{kind}_attention")(q, k, v)
+    step = getattr(ref, f"{kind}_attention_recurrent")
+    B, T, H, D = q.shape
+    state = (np.zeros((B, 0, H, D)), np.zeros((B, 0, H, D))) if kind == "softmax" else (np.zeros((B, H, D, D)), np.zeros((B, H, D)))
+    for t in range(T):
+        o, state = step(q[:, t], k[:, t], v[:, t], state)
+        np.testing.assert_allclose(o, parallel[:, t], atol=1e-12)
+
+
+@pytest.mark.parametrize("attention", ["softmax", "linear"])
+def test_forward_step_equals_forward(attention):
+    config = ModelConfig(attention=attention, n_layers=2, n_heads=2, d_model=8, image_shape=(3, 2, 1), dropout=0.0)
+    params = init_params(config, 1)
+    data = np.random.default_rng(0).integers(0, 256, (2, config.seq_len))
+    tokens = ref.input_tokens(data)
+    out = ref.forward(params, config, tokens)
+    state = ref.empty_state(config, 2)
+    for t in range(config.seq_len):
+        o, state = ref.forward_step(params, config, tokens[:, t], t, state)
+        np.testing.assert_allclose(o, out[:, t], atol=1e-10)
+
+
+@pytest.mark.parametrize("head", ["mixture", "categorical"])
+def test_probabilities_of_all_bytes_sum_to_one(head):
+    config = ModelConfig(head=head, n_mixtures=4)
+    rng = np.random.default_rng(0)
+    out = rng.standard_normal((3, 1, config.n_outputs)) * 2.0
+    all_bytes = np.arange(256)[None, :].repeat(3, 0)
+    lp = ref.log_prob(np.repeat(out, 256, axis=1), config, all_bytes)
+    np.testing.assert_allclose(np.exp(lp).sum(1), 1.0, atol=1e-10)
+
+
+def test_mixture_log_prob_is_finite_for_extreme_scales():
+    config = ModelConfig(n_mixtures=1)
+    for log_s in (-7.0, 0.0, 20.0):
+        out = np.array([[[0.0, 0.3, log_s]]])
+        lp = ref.log_prob(np.repeat(out, 256, 1), config, np.arange(256)[None])
+        assert np.isfinite(lp).all()
+        np.testing.assert_allclose(np.exp(lp).sum(), 1.0, atol=1e-9)
+
+
+def test_position_code_convention():
+    pe = ref.position_code(5, 8)
+    assert pe.shape == (5, 8)
+    np.testing.assert_allclose(pe[3, 2], np.sin(3 / 10000 ** (2 / 8)))
+    np.testing.assert_allclose(pe[3, 3], np.cos(3 / 10000 ** (2 / 8)))
+    np.testing.assert_allclose(pe[0, 1::2], 1.0)
+
+
+def test_sampling_picks_first_component_above_u1():
+    config = ModelConfig(head="categorical")
+    out = np.full((1, 256), -np.inf)
+    out[0, [10, 20]] = 0.0  # half the mass on byte 10, half on byte 20
+    assert ref.sample_from_head(out, config, np.array([[0.49, 0.5]]))[0] == 10
+    assert ref.sample_from_head(out, config, np.array([[0.51, 0.5]]))[0] == 20
+    assert ref.sample_from_head(out, config, np.array([[1.0, 0.5]]))[0] == 255  # none above: the last index
+
+
+def test_input_tokens_start_with_the_start_token():
+    data = np.array([[5, 6, 7]])
+    np.testing.assert_array_equal(ref.input_tokens(data), [[256, 5, 6]])
