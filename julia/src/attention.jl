@@ -1,0 +1,134 @@
+# Causal softmax and linear attention, each as a parallel form and a recurrent twin.
+#
+# Shapes: q, k, v are [D, H, T, B] in the parallel forms and [D, H, B] for one step
+# (Python: (B, T, H, D) and (B, H, D)). Every function is generic in the float type T.
+
+const LINEAR_EPS = 1e-6  # added to the linear attention's normaliser; used as T(LINEAR_EPS)
+
+"""
+    elu_feature_map(x)
+
+φ(x) = elu(x) + 1, positive everywhere.
+"""
+elu_feature_map(x::AbstractArray{T}) where {T} = elu.(x) .+ one(T)
+
+# [D, H, T, B] -> [D, T, H*B]: one matrix per head and batch row, for batched_mul.
+heads_to_batch(x::AbstractArray{<:Any,4}) = reshape(permutedims(x, (1, 3, 2, 4)), size(x, 1), size(x, 3), :)
+
+"""
+    softmax_attention(q, k, v) -> o
+
+oᵢ = Σ_{j≤i} softmax_j(qᵢ·kⱼ / √D) vⱼ, max-subtracted (NNlib.softmax), future keys masked with
+-Inf.  q, k: [D, H, T, B]; v: [Dv, H, T, B]; o: [Dv, H, T, B].
+"""
+function softmax_attention(q::AbstractArray{T,4}, k::AbstractArray{T,4}, v::AbstractArray{T,4}) where {T}
+    D, H, L, B = size(q)
+    q3, k3, v3 = heads_to_batch(q), heads_to_batch(k), heads_to_batch(v)  # [D, T, H*B]
+    scores = batched_mul(batched_transpose(k3), q3) .* T(1 / sqrt(D))  # [T_key, T_query, H*B]
+    causal = make_causal_mask(scores; dims = 1)  # [T_key, T_query]: key j <= query i
+    weights = softmax(ifelse.(causal, scores, typemin(T)); dims = 1)  # over keys
+    o = batched_mul(v3, weights)  # [Dv, T, H*B]
+    return permutedims(reshape(o, size(v, 1), L, H, B), (1, 3, 2, 4))  # [Dv, H, T, B]
+end
+
+"""
+    KVCache(K, V, length)
+
+The recurrent state of softmax attention: keys K [D, T_max, H, B] and values V [Dv, T_max, H, B]
+preallocated for T_max positions, of which the first `length` are filled.
+"""
+mutable struct KVCache{A<:AbstractArray{<:Real,4}}
+    K::A  # [D, T_max, H, B]
+    V::A  # [Dv, T_max, H, B]
+    length::Int  # positions filled
+end
+
+"""
+    softmax_attention_recurrent!(q, k, v, state::KVCache) -> (o, state)
+
+One step of softmax attention with a key/value cache: this step's key and value are written into
+the cache in place, then o = Σ_{j≤t} softmax_j(q·kⱼ / √D) vⱼ.  q, k: [D, H, B]; v: [Dv, H, B];
+o: [Dv, H, B].
+"""
+function softmax_attention_recurrent!(q::AbstractArray{T,3}, k::AbstractArray{T,3}, v::AbstractArray{T,3},
+                                      state::KVCache) where {T}
+    D, H, B = size(q)
+    Dv, T_max = size(state.V, 1), size(state.K, 2)
+    t = state.length + 1
+    t <= T_max || throw(ArgumentError("the key/value cache holds $T_max positions; step $t does not fit"))
+    state.K[:, t, :, :] .= k
+    state.V[:, t, :, :] .= v
+    state.length = t
+    K = view(reshape(state.K, D, T_max, H * B), :, 1:t, :)  # [D, t, H*B], shares memory
+    V = view(reshape(state.V, Dv, T_max, H * B), :, 1:t, :)  # [Dv, t, H*B]
+    scores = batched_mul(batched_transpose(K), reshape(q, D, 1, H * B)) .* T(1 / sqrt(D))  # [t, 1, H*B]
+    o = batched_mul(V, softmax(scores; dims = 1))  # [Dv, 1, H*B]
+    return reshape(o, Dv, H, B), state
+end
+
+"""
+    linear_attention(q, k, v; chunk_size = 64) -> o
+
+oᵢ = φ(qᵢ)ᵀ Sᵢ / (φ(qᵢ)ᵀ zᵢ + ε), Sᵢ = Σ_{j≤i} φ(kⱼ) vⱼᵀ, zᵢ = Σ_{j≤i} φ(kⱼ), ε = 1e-6.
+
+Computed chunkwise, as the PyTorch backend (GLA, arXiv 2312.06635): within a chunk of C steps the
+masked quadratic form, across chunks the states S and z at chunk boundaries (an exclusive cumsum
+over chunks). Memory O(T C + (T/C) D Dv) per head, never a T × D × Dv tensor; exact, not an
+approximation. q, k: [D, H, T, B]; v: [Dv, H, T, B]; o: [Dv, H, T, B].
+"""
+function linear_attention(q::AbstractArray{T,4}, k::AbstractArray{T,4}, v::AbstractArray{T,4};
+                          chunk_size::Integer = 64) where {T}
+    D, H, L, B = size(q)
+    Dv = size(v, 1)
+    C = min(chunk_size, L)
+    N = cld(L, C)
+    pad = N * C - L
+    fq, fk, fv = elu_feature_map(q), elu_feature_map(k), v
+    if pad > 0  # padded keys get φ = 0 and padded values 0, so they add nothing
+        fq, fk, fv = pad_zeros(fq, (0, pad); dims = 3), pad_zeros(fk, (0, pad); dims = 3), pad_zeros(fv, (0, pad); dims = 3)
+    end
+    # time t = c + C (n - 1): [X, H, N*C, B] -> [X, H, C, N, B] -> [X, C, H, N, B] -> [X, C, H*N*B]
+    chunks(x) = reshape(permutedims(reshape(x, size(x, 1), H, C, N, B), (1, 3, 2, 4, 5)), size(x, 1), C, H * N * B)
+    q3, k3, v3 = chunks(fq), chunks(fk), chunks(fv)  # [D, C, H*N*B], v3: [Dv, C, H*N*B]
+    scores = batched_mul(batched_transpose(k3), q3)  # [C_key, C_query, H*N*B]: φ(kⱼ)·φ(qᵢ)
+    A = scores .* make_causal_mask(scores; dims = 1)  # keep key j <= query i inside the chunk
+    kv = reshape(batched_mul(k3, batched_transpose(v3)), D, Dv, H, N, B)  # each chunk's Σ φ(k) vᵀ
+    S = cumsum(kv; dims = 4) .- kv  # [D, Dv, H, N, B]: the state before each chunk
+    ksum = reshape(sum(k3; dims = 2), D, H, N, B)  # each chunk's Σ φ(k)
+    z = cumsum(ksum; dims = 3) .- ksum  # [D, H, N, B]: the normaliser before each chunk
+    S3 = reshape(S, D, Dv, H * N * B)
+    z3 = reshape(z, D, 1, H * N * B)
+    num = batched_mul(batched_transpose(S3), q3) .+ batched_mul(v3, A)  # [Dv, C, H*N*B]
+    den = batched_mul(batched_transpose(z3), q3) .+ sum(A; dims = 1) .+ T(LINEAR_EPS)  # [1, C, H*N*B]
+    o = reshape(num ./ den, Dv, C, H, N, B)
+    o = reshape(permutedims(o, (1, 3, 2, 4, 5)), Dv, H, N * C, B)  # [Dv, H, N*C, B]
+    return pad > 0 ? o[:, :, 1:L, :] : o
+end
+
+"""
+    LinearState(S, z)
+
+The recurrent state of linear attention: S = Σ φ(kⱼ) vⱼᵀ [D, Dv, H, B] and z = Σ φ(kⱼ) [D, H, B].
+"""
+struct LinearState{A4<:AbstractArray{<:Real,4},A3<:AbstractArray{<:Real,3}}
+    S::A4  # [D, Dv, H, B]
+    z::A3  # [D, H, B]
+end
+
+"""
+    linear_attention_recurrent!(q, k, v, state::LinearState) -> (o, state)
+
+One RNN step: S += φ(k) vᵀ, z += φ(k) (both in place), o = φ(q)ᵀ S / (φ(q)ᵀ z + ε).
+q, k: [D, H, B]; v: [Dv, H, B]; o: [Dv, H, B].
+"""
+function linear_attention_recurrent!(q::AbstractArray{T,3}, k::AbstractArray{T,3}, v::AbstractArray{T,3},
+                                     state::LinearState) where {T}
+    D, H, B = size(q)
+    Dv = size(v, 1)
+    fq, fk = elu_feature_map(q), elu_feature_map(k)  # [D, H, B]
+    state.S .+= reshape(fk, D, 1, H, B) .* reshape(v, 1, Dv, H, B)
+    state.z .+= fk
+    num = batched_mul(batched_transpose(reshape(state.S, D, Dv, H * B)), reshape(fq, D, 1, H * B))  # [Dv, 1, H*B]
+    den = sum(fq .* state.z; dims = 1) .+ T(LINEAR_EPS)  # [1, H, B]
+    return reshape(num, Dv, H, B) ./ den, state
+end

@@ -1,0 +1,225 @@
+# Tests of the Julia backend: run with `julia --project=julia -e 'using Pkg; Pkg.test()'`.
+#
+# The committed fixtures (../../fixtures, made by the float64 numpy reference) are read with NPZ.jl.
+# numpy arrays arrive in their logical C-order shapes, (B, T, ...); `julia_layout` reverses the
+# dimensions into this package's feature-first layout, [..., T, B].
+#
+# Samples from noise: the float64 model must reproduce the fixtures' bytes exactly. In float32 a
+# byte can move across a bin edge when the value lies within float32 rounding (~1e-6) of it, and
+# the next bytes then follow another path; the float32 check asks for 95% equal bytes.
+
+using LinAttn
+using LinAttn: KVCache, LinearState, MODES, TorchRAdam, optimiser_rule
+using NPZ: npzread
+using Optimisers: Optimisers
+using Random: Random
+using Test
+using Zygote: Zygote
+
+const FIXTURES = normpath(joinpath(@__DIR__, "..", "..", "fixtures"))
+const CASES = sort([d for d in readdir(FIXTURES) if isfile(joinpath(FIXTURES, d, "expected.npz"))])
+
+# Absolute tolerances against the float64 reference: the table of tests/conftest.py.
+const TOLERANCE = Dict(
+    Float64 => (out = 1e-10, log_prob = 1e-9, bits_per_dim = 1e-9, attention = 1e-10),
+    Float32 => (out = 1e-5, log_prob = 1e-4, bits_per_dim = 1e-5, attention = 1e-5),
+)
+
+"numpy's (B, T, ...) as read by NPZ.jl -> the Julia layout [..., T, B]."
+julia_layout(x::AbstractArray) = permutedims(x, ndims(x):-1:1)
+
+maxdiff(a, b) = maximum(abs.(a .- b))
+
+fixture_model(name; float_type = Float32) = model_from_params(load_checkpoint(joinpath(FIXTURES, name))...; float_type)
+
+@testset "LinAttn" begin
+
+@testset "attention against the fixture ($T)" for T in (Float64, Float32)
+    f = npzread(joinpath(FIXTURES, "attention.npz"))
+    q, k, v = (T.(julia_layout(f[n])) for n in ("q", "k", "v"))  # (B, T, H, D) -> [D, H, T, B]
+    tol = TOLERANCE[T].attention
+    @test eltype(softmax_attention(q, k, v)) == T
+    @test eltype(linear_attention(q, k, v)) == T
+    @test maxdiff(softmax_attention(q, k, v), julia_layout(f["softmax_attention"])) < tol
+    @test maxdiff(linear_attention(q, k, v), julia_layout(f["linear_attention"])) < tol
+    # T = 7 in chunks of 3: two full chunks and a padded one
+    @test maxdiff(linear_attention(q, k, v; chunk_size = 3), julia_layout(f["linear_attention"])) < tol
+end
+
+@testset "recurrent twin equals the parallel form ($kind, T = $L)" for kind in (:softmax, :linear), L in (1, 5, 70)
+    Random.seed!(L)
+    D, Dv, H, B = 4, 3, 2, 2
+    q, k, v = randn(Float32, D, H, L, B), randn(Float32, D, H, L, B), randn(Float32, Dv, H, L, B)
+    if kind == :softmax
+        parallel = softmax_attention(q, k, v)
+        state = KVCache(zeros(Float32, D, L, H, B), zeros(Float32, Dv, L, H, B), 0)
+        twin! = softmax_attention_recurrent!
+    else
+        parallel = linear_attention(q, k, v; chunk_size = 8)  # L = 70: eight full chunks and a padded one
+        state = LinearState(zeros(Float32, D, Dv, H, B), zeros(Float32, D, H, B))
+        twin! = linear_attention_recurrent!
+    end
+    worst = 0.0f0
+    for t in 1:L
+        o, state = twin!(q[:, :, t, :], k[:, :, t, :], v[:, :, t, :], state)
+        worst = max(worst, maxdiff(o, parallel[:, :, t, :]))
+    end
+    @test worst < 1f-5
+    kind == :softmax && @test state.length == L
+end
+
+@testset "causality of the attention" begin
+    Random.seed!(1)
+    D, H, L, B, t0 = 4, 2, 11, 2, 6
+    q, k, v = randn(D, H, L, B), randn(D, H, L, B), randn(D, H, L, B)
+    q2, k2, v2 = copy(q), copy(k), copy(v)
+    for x in (q2, k2, v2)
+        x[:, :, t0:end, :] .+= 10 .* randn(D, H, L - t0 + 1, B)
+    end
+    chunked(q, k, v) = linear_attention(q, k, v; chunk_size = 4)
+    for attend in (softmax_attention, chunked)
+        before, after = attend(q, k, v), attend(q2, k2, v2)
+        @test maxdiff(before[:, :, 1:t0-1, :], after[:, :, 1:t0-1, :]) < 1e-12
+        @test maxdiff(before[:, :, t0:end, :], after[:, :, t0:end, :]) > 1e-3
+        # the output at t has zero gradient with respect to every input after t (Zygote)
+        t = 5
+        grads = Zygote.gradient((q, k, v) -> sum(attend(q, k, v)[:, :, t, :]), q, k, v)
+        for g in grads
+            @test all(iszero, g[:, :, t+1:end, :])
+            @test !all(iszero, g[:, :, 1:t, :])
+        end
+    end
+end
+
+@testset "fixture $name ($T)" for name in CASES, T in (Float64, Float32)
+    config, params = load_checkpoint(joinpath(FIXTURES, name))
+    model = model_from_params(config, params; float_type = T)
+    expected = npzread(joinpath(FIXTURES, name, "expected.npz"))
+    tol = TOLERANCE[T]
+    data = julia_layout(expected["data"])  # (B, T) -> [T, B], UInt8
+    tokens = julia_layout(expected["tokens"])
+    @test input_tokens(data) == tokens
+    out = forward(model, tokens)
+    @test eltype(out) == T
+    @test maxdiff(out, julia_layout(expected["out"])) < tol.out
+    lp = log_prob(out, config, data)
+    @test eltype(lp) == T && nats_per_dim(out, config, data) isa T
+    @test maxdiff(lp, julia_layout(expected["log_prob"])) < tol.log_prob
+    @test abs(bits_per_dim(model, data; batch_size = 1) - expected["bits_per_dim"]) < tol.bits_per_dim
+    noise = julia_layout(expected["noise"])  # (B, T, 2) -> [2, T, B]
+    modes = sort([m for (m, a) in MODES if a == config.attention])
+    @test !isempty(modes)
+    for mode in modes
+        want = julia_layout(expected["sample_$mode"])
+        got = generate(model, mode, noise)
+        @test size(got) == size(want) && eltype(got) == UInt8
+        if T == Float64
+            @test got == want
+        else
+            @test count(got .== want) >= 0.95 * length(want)
+        end
+        timed, seconds, compile_seconds = timed_generate(model, mode, noise)
+        @test timed == got && seconds >= 0 && compile_seconds >= 0
+        @test all(iszero, generate(model, mode, noise; steps = 3)[4:end, :])
+    end
+end
+
+@testset "causality of the model" begin
+    for name in CASES
+        model = fixture_model(name; float_type = Float64)
+        L = size(model.pe, 2)
+        Random.seed!(2)
+        tokens = vcat(fill(256, 1, 2), rand(0:255, L - 1, 2))
+        t0 = L ÷ 2
+        changed = copy(tokens)
+        changed[t0:end, :] = rand(0:255, L - t0 + 1, 2)
+        before, after = forward(model, tokens), forward(model, changed)
+        @test maxdiff(before[:, 1:t0-1, :], after[:, 1:t0-1, :]) < 1e-12
+        @test maxdiff(before[:, t0:end, :], after[:, t0:end, :]) > 1e-6
+    end
+end
+
+@testset "sample_from_head" begin
+    mixture = ModelConfig(n_mixtures = 2)
+    out = reshape(Float32[0, 0, 0.2, -0.3, -3, -3], 6, 1)  # equal weights, means 0.2 and -0.3
+    sample(u₁, u₂) = only(sample_from_head(out, mixture, reshape([u₁, u₂], 2, 1)))
+    @test sample(0.1, 0.5) == 153  # component 1, x = 0.2: round(0.6 · 255)
+    @test sample(0.9, 0.5) == 89  # component 2, x = -0.3: round(0.35 · 255) = round(89.25)
+    @test sample(1.0, 0.5) == 89  # no cumulative weight exceeds u₁: the last component
+    @test sample(0.1, 0.0) == 0  # log(0) = -∞: clipped to -1
+    @test sample(0.1, 1.0) == 255
+    categorical = ModelConfig(head = "categorical")
+    @test only(sample_from_head(zeros(Float32, 256, 1), categorical, reshape([0.5, 0.5], 2, 1))) == 128
+end
+
+@testset "checkpoints" begin
+    name = first(CASES)
+    config, params = load_checkpoint(joinpath(FIXTURES, name))
+    model = model_from_params(config, params)
+    @test params_of(model) == params
+    mktempdir() do dir
+        save_checkpoint(dir, model)
+        @test load_checkpoint(dir) == (config, params)
+    end
+    @test_throws ArgumentError load_checkpoint(joinpath(FIXTURES, "no such checkpoint"))
+    wrong = ModelConfig(; attention = config.attention, n_layers = config.n_layers + 1, n_heads = config.n_heads,
+                        d_model = config.d_model, head = config.head, n_mixtures = config.n_mixtures,
+                        image_shape = config.image_shape, dropout = config.dropout)
+    @test_throws ArgumentError model_from_params(wrong, params)
+    @test_throws ArgumentError ModelConfig(attention = "quadratic")
+    @test_throws ArgumentError ModelConfig(d_model = 30, n_heads = 4)
+    noise = rand(2, size(model.pe, 2), 1)
+    wrong_mode = config.attention == "linear" ? "softmax-cached" : "linear-recurrent"
+    @test_throws ArgumentError generate(model, wrong_mode, noise)
+end
+
+@testset "TorchRAdam and decoupled weight decay match torch.optim.RAdam" begin
+    # x after 8 steps of torch.optim.RAdam(lr=0.1, weight_decay=wd, decoupled_weight_decay=True) in
+    # float64 from x = [1, -2] with gradients [0.5, 0.25] · t (computed with torch 2.13).
+    torch_x = Dict(0.0 => [0.46850811557318467, -2.2705561663092557],
+                   0.01 => [0.46287297251320436, -2.253439462335201])
+    for (wd, want) in torch_x
+        x = [1.0, -2.0]
+        state = Optimisers.setup(optimiser_rule(; lr = 0.1, weight_decay = wd), x)
+        for t in 1:8
+            state, x = Optimisers.update!(state, x, [0.5, 0.25] .* t)
+        end
+        @test isapprox(x, want; rtol = 1e-12)
+    end
+    # Optimisers.RAdam agrees for steps 1 to 4 and rectifies one step earlier (ρ₅ ≈ 4.996 > 4)
+    x1, x2 = [1.0, -2.0], [1.0, -2.0]
+    s1, s2 = Optimisers.setup(TorchRAdam(0.1), x1), Optimisers.setup(Optimisers.RAdam(0.1), x2)
+    for t in 1:5
+        s1, x1 = Optimisers.update!(s1, x1, [0.5, 0.25] .* t)
+        s2, x2 = Optimisers.update!(s2, x2, [0.5, 0.25] .* t)
+        t <= 4 && @test isapprox(x1, x2; rtol = 1e-12)
+        t == 5 && @test !isapprox(x1, x2; rtol = 1e-3)
+    end
+end
+
+@testset "time_attention" begin
+    for kind in ("softmax", "linear")
+        seconds = time_attention(kind, 2, 9, 2, 4, 3)
+        @test length(seconds) == 3 && all(>(0), seconds)
+    end
+    @test_throws ArgumentError time_attention("softmax-chunked", 1, 4, 1, 2, 1)
+end
+
+@testset "train_step" begin
+    lr, wd, steps = 1e-2, 0.01, 30
+    model = fixture_model("linear_mixture_gray")
+    Random.seed!(3)
+    data = rand(0:9, size(model.pe, 2), 4)  # bytes 10..255 never appear: their embeddings get no gradient
+    unused = 11:256  # embedding column b + 1 holds byte b
+    embed0, pe0 = copy(model.embed.weight), copy(model.pe)
+    opt_state = make_optimizer(model; lr, weight_decay = wd)
+    losses = [train_step(model, opt_state, data) for _ in 1:steps]
+    @test all(isfinite, losses)
+    @test losses[end] < losses[1]
+    # decoupled decay: a zero-gradient weight shrinks by (1 - lr wd) per step and nothing else
+    @test isapprox(model.embed.weight[:, unused], embed0[:, unused] .* (1 - lr * wd)^steps; rtol = 1e-5)
+    @test model.embed.weight[:, 1:10] != embed0[:, 1:10]
+    @test model.pe == pe0  # the position code is not trained
+end
+
+end

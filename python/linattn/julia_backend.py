@@ -1,0 +1,284 @@
+"""The Julia backend: the Flux package `LinAttn` (julia/ in the repository), driven by juliacall.
+
+It offers the functions of every backend (see `linattn.torch_backend`), numpy in and out:
+
+    prepare(config, params, device="cpu", dtype="float32") -> model
+    forward(model, tokens) -> (B, T, n_outputs)          parallel form
+    bits_per_dim(model, data, batch_size) -> float        data: (N, T) bytes
+    generate(model, mode, noise, steps=None) -> (B, T) uint8
+    uncached_step(model, prefix)                          one softmax-uncached step (timing)
+    info() -> dict                                         versions, threads, device
+    params_of(model) -> dict                               the weights format's arrays
+
+and two more, for timings taken inside Julia:
+
+    timed_generate(model, mode, noise, steps=None) -> (data, seconds)
+        `generate`, timed by Julia after a one-step warm-up; the warm-up's time (mostly
+        compilation, on the first call) is stored apart in `model.compile_seconds[mode]`.
+    time_attention(kind, batch, T, n_heads, d_head, repeats) -> [seconds]
+        forward+backward passes of one attention ("softmax" or "linear"), as the torch backend's.
+
+This module is the only importer of juliacall, and imports it lazily, on the first call that needs
+Julia. Importing this module only looks for a Julia executable; where there is none it raises
+`BackendUnavailable` with the ways to install one, before juliacall is imported (juliacall would
+otherwise try to download Julia). The backend must run in its own process, never beside torch or
+jax (notes/julia.md section 3: shared LLVM symbols crash): its first Julia call refuses to start
+if either is already imported. `python -m replication ... --backend julia` is such a process.
+
+Layout: a C-order numpy array (B, T, ...) is the same memory as a Julia array [..., T, B], so
+arrays cross as `.T` views (`_to_julia`) and come back as copies transposed again
+(`_from_julia`). Byte and token values are the same numbers on both sides.
+
+Environment set before juliacall is imported (unless already set): PYTHON_JULIACALL_HANDLE_SIGNALS=yes
+(Julia's signal handler, needed by its GC once threads > 1), PYTHON_JULIACALL_THREADS=1 (unless
+JULIA_NUM_THREADS is set; the model code is not threaded, BLAS has its own threads), and
+PYTHON_JULIAPKG_EXE=<the Julia found here>, so that juliapkg uses that Julia instead of downloading
+another. PYTHON_JULIAPKG_OFFLINE is left to the user: the first run must install Flux and the other
+Julia packages (network once); afterwards PYTHON_JULIAPKG_OFFLINE=yes keeps runs off the network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .backends import BackendUnavailable
+from .config import ConfigError, ModelConfig, check_mode
+from .weights import check_params
+
+NAME = "julia"
+MIN_JULIA = (1, 10, 3)  # juliacall's requirement (its juliapkg.json: "^1.10.3")
+DTYPES = ("float32", "float64")
+
+INSTALL_HELP = (
+    "the Julia backend needs Julia >= 1.10.3 and the Python package juliacall: install Julia with conda "
+    "(`conda env create -f environment.yml`: julia and pyjuliacall from conda-forge), with juliaup "
+    "(`curl -fsSL https://install.julialang.org | sh`, then a new shell) or from https://julialang.org/downloads "
+    "(its bin/ folder on PATH), or set PYTHON_JULIAPKG_EXE to a julia executable; the first run installs "
+    "Flux and the other Julia packages (internet needed once); see julia/README.md"
+)
+
+
+# --- finding Julia, before juliacall is imported --------------------------------------------------
+
+
+def julia_version(exe) -> tuple | None:
+    """(major, minor, patch) from `exe --version`, or None if it is not a working Julia."""
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"julia version (\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(g) for g in m.groups()) if m else None
+
+
+def find_julia(env=os.environ, prefix=sys.prefix, home=Path.home()) -> tuple[str | None, str]:
+    """Look for a Julia executable as juliapkg would, without downloading anything.
+
+    Returns (path or None, where it was looked for). Order: PYTHON_JULIACALL_EXE and
+    PYTHON_JULIAPKG_EXE; a Julia that juliapkg installed into this environment; `julia` on PATH
+    (conda's, or juliaup's launcher); juliaup's default folder.
+    """
+    for var in ("PYTHON_JULIACALL_EXE", "PYTHON_JULIAPKG_EXE"):
+        if env.get(var):
+            return shutil.which(env[var]), f"{var}={env[var]}"
+    depot = (env.get("JULIA_DEPOT_PATH") or "").split(os.pathsep)[0] or str(home / ".julia")
+    projects = [env["PYTHON_JULIAPKG_PROJECT"]] if env.get("PYTHON_JULIAPKG_PROJECT") else []
+    projects += [os.path.join(p, "julia_env") for p in (prefix, env.get("CONDA_PREFIX")) if p]
+    projects.append(os.path.join(depot, "environments", "pyjuliapkg"))
+    candidates = [os.path.join(p, "pyjuliapkg", "install", "bin", "julia") for p in projects]
+    candidates += [shutil.which("julia", path=env.get("PATH")), str(home / ".juliaup" / "bin" / "julia")]
+    for exe in candidates:
+        if exe and os.path.isfile(exe) and os.access(exe, os.X_OK):
+            return exe, exe
+    return None, "PYTHON_JULIAPKG_EXE, juliapkg's install folder, PATH and ~/.juliaup/bin"
+
+
+def require_julia(env=os.environ) -> str:
+    """The Julia executable to use, or `BackendUnavailable` saying how to install one."""
+    exe, where = find_julia(env)
+    if exe is None:
+        raise BackendUnavailable(f"Julia not found (looked at {where}); {INSTALL_HELP}")
+    version = julia_version(exe)
+    if version is None:
+        raise BackendUnavailable(f"{exe} (from {where}) did not run as Julia (`{exe} --version` failed); {INSTALL_HELP}")
+    if version < MIN_JULIA:
+        raise BackendUnavailable(
+            f"Julia {'.'.join(map(str, version))} at {exe} is too old: the Julia backend needs "
+            f">= {'.'.join(map(str, MIN_JULIA))}; {INSTALL_HELP}"
+        )
+    if importlib.util.find_spec("juliacall") is None:
+        raise BackendUnavailable(
+            "the Julia backend needs the Python package juliacall: pip install -r requirements.txt "
+            "(or pip install -e '.[julia]')"
+        )
+    return exe
+
+
+JULIA_EXE = require_julia()
+
+_linattn_module = None  # the Julia module LinAttn, once juliacall has started
+_jl_main = None
+
+
+def _julia():
+    """(Main, LinAttn) from juliacall, starting Julia on the first call."""
+    global _linattn_module, _jl_main
+    if _linattn_module is None:
+        clash = [m for m in ("torch", "jax") if m in sys.modules]
+        if clash:
+            raise BackendUnavailable(
+                f"the Julia backend must run in its own process, but {clash} is already imported here "
+                "(juliacall beside torch or jax crashes: notes/julia.md section 3); run it in a worker "
+                "process, e.g. `python -m replication ... --backend julia`"
+            )
+        os.environ.setdefault("PYTHON_JULIACALL_HANDLE_SIGNALS", "yes")
+        if "JULIA_NUM_THREADS" not in os.environ:
+            os.environ.setdefault("PYTHON_JULIACALL_THREADS", "1")
+        if "PYTHON_JULIACALL_EXE" not in os.environ:
+            os.environ.setdefault("PYTHON_JULIAPKG_EXE", JULIA_EXE)
+        try:
+            with _stdout_to_stderr():
+                from juliacall import Main as jl
+
+                jl.seval("using LinAttn")
+        except Exception as e:  # juliacall raises plain Exceptions and JuliaErrors
+            raise BackendUnavailable(
+                f"juliacall could not load the Julia package LinAttn with {JULIA_EXE}: {e} "
+                "(the first run needs the internet to install Julia packages, and PYTHON_JULIAPKG_OFFLINE "
+                "must not be yes then)"
+            ) from e
+        _jl_main, _linattn_module = jl, jl.LinAttn
+    return _jl_main, _linattn_module
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send stdout to stderr meanwhile, at the file-descriptor level: juliapkg prints its progress,
+    and lets Pkg print, to stdout, which the CLI keeps for its JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+# --- the layout boundary ----------------------------------------------------------------------------
+
+
+def _to_julia(x, dtype):
+    """numpy (B, T, ...) -> a view that juliacall passes as a Julia array [..., T, B] (no copy)."""
+    return np.ascontiguousarray(x, dtype=dtype).T
+
+
+def _from_julia(x):
+    """A Julia array [..., T, B] -> a numpy copy (B, T, ...), C-contiguous."""
+    return np.ascontiguousarray(np.array(x).T)
+
+
+# --- the backend API ----------------------------------------------------------------------------------
+
+
+@dataclass
+class JuliaModel:
+    """A `LinAttn.Transformer` (a juliacall handle) with its config."""
+
+    config: ModelConfig
+    jl: object
+    compile_seconds: dict = field(default_factory=dict)  # mode -> seconds of the warm-up step
+
+
+def prepare(config: ModelConfig, params, device="cpu", dtype="float32") -> JuliaModel:
+    if device != "cpu":
+        raise ConfigError(f"the Julia backend runs on the CPU only, got device={device!r}")
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+    check_params(config, params)
+    jl, L = _julia()
+    jconfig = L.ModelConfig(
+        attention=config.attention,
+        n_layers=config.n_layers,
+        n_heads=config.n_heads,
+        d_model=config.d_model,
+        head=config.head,
+        n_mixtures=config.n_mixtures,
+        image_shape=tuple(int(n) for n in config.image_shape),
+        dropout=float(config.dropout),
+    )
+    jparams = jl.seval("Dict{String,Any}")()
+    for name, w in params.items():  # logical shapes: LinAttn.model_from_params is the boundary
+        jparams[name] = np.ascontiguousarray(w, dtype=np.float32)
+    float_type = jl.Float32 if dtype == "float32" else jl.Float64
+    return JuliaModel(config, L.model_from_params(jconfig, jparams, float_type=float_type))
+
+
+def params_of(model: JuliaModel) -> dict:
+    _, L = _julia()
+    return {str(n): np.ascontiguousarray(np.array(w), dtype=np.float32) for n, w in L.params_of(model.jl).items()}
+
+
+def forward(model: JuliaModel, tokens):
+    _, L = _julia()
+    return _from_julia(L.forward(model.jl, _to_julia(tokens, np.int64)))
+
+
+def bits_per_dim(model: JuliaModel, data, batch_size=32) -> float:
+    _, L = _julia()
+    return float(L.bits_per_dim(model.jl, _to_julia(data, np.int64), batch_size=int(batch_size)))
+
+
+def generate(model: JuliaModel, mode, noise, steps=None):
+    check_mode(mode, model.config)
+    _, L = _julia()
+    data = L.generate(model.jl, mode, _to_julia(noise, np.float64), steps=_steps(steps))
+    return _from_julia(data).astype(np.uint8)
+
+
+def timed_generate(model: JuliaModel, mode, noise, steps=None):
+    """`generate` timed inside Julia after a one-step warm-up: returns (data, seconds); the warm-up's
+    seconds (compilation, on the first call) go to `model.compile_seconds[mode]`."""
+    check_mode(mode, model.config)
+    _, L = _julia()
+    data, seconds, compile_seconds = L.timed_generate(model.jl, mode, _to_julia(noise, np.float64), steps=_steps(steps))
+    model.compile_seconds[mode] = float(compile_seconds)
+    return _from_julia(data).astype(np.uint8), float(seconds)
+
+
+def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
+    """Seconds of `repeats` forward+backward passes (Zygote) of one causal attention on random
+    (B, T, H, D) inputs, timed in Julia after a warm-up; kind "softmax" or "linear"."""
+    if device != "cpu":
+        raise ConfigError(f"the Julia backend runs on the CPU only, got device={device!r}")
+    if kind not in ("softmax", "linear"):
+        raise BackendUnavailable(f"the Julia backend has no {kind!r} attention (only softmax and linear)")
+    _, L = _julia()
+    return [float(s) for s in L.time_attention(kind, int(batch), int(T), int(n_heads), int(d_head), int(repeats))]
+
+
+def uncached_step(model: JuliaModel, prefix):
+    """The work of one softmax-uncached step after `prefix` (B, t) bytes: a full forward pass."""
+    _, L = _julia()
+    L.uncached_step(model.jl, _to_julia(prefix, np.int64))
+
+
+def info() -> dict:
+    _, L = _julia()
+    return {str(k): v for k, v in L.info().items()}
+
+
+def _steps(steps):
+    return None if steps is None else int(steps)

@@ -1,0 +1,435 @@
+"""Checks of the Julia side that need no Julia, so they run everywhere (CI included).
+
+- every .jl file parses with tree-sitter-julia: no ERROR and no MISSING node;
+- every `using`/`import` names a dependency declared in julia/Project.toml (stdlibs too: Julia
+  refuses a package that loads an undeclared one), every dependency is used and has a [compat]
+  entry, and the uuids are the registered ones;
+- the uuid of julia/Project.toml is the one in python/linattn/juliapkg.json;
+- the Julia functions of DESIGN section 3 exist under the names of their Python twins (a trailing
+  `!` allowed: Julia's mark of a function that updates its arguments, here the recurrent state);
+- linattn.julia_backend offers the backend API, calls only Julia functions that exist, and says
+  "Julia not found" before importing juliacall.
+"""
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+import uuid
+from pathlib import Path
+
+import pytest
+import tree_sitter_julia
+from tree_sitter import Language, Parser
+
+ROOT = Path(__file__).resolve().parents[1]
+JULIA = ROOT / "julia"
+PYTHON = ROOT / "python" / "linattn"
+JL_FILES = sorted(JULIA.rglob("*.jl"))
+SRC_FILES = sorted((JULIA / "src").glob("*.jl"))
+PROJECT = tomllib.loads((JULIA / "Project.toml").read_text())
+PARSER = Parser(Language(tree_sitter_julia.language()))
+
+# Julia's standard libraries (1.10): no registry needed, yet a package must still declare them.
+STDLIBS = {
+    "ArgTools", "Artifacts", "Base64", "CRC32c", "Dates", "DelimitedFiles", "Distributed", "Downloads",
+    "FileWatching", "Future", "InteractiveUtils", "LazyArtifacts", "LibCURL", "LibGit2", "Libdl",
+    "LinearAlgebra", "Logging", "Markdown", "Mmap", "NetworkOptions", "Pkg", "Printf", "Profile", "REPL",
+    "Random", "SHA", "Serialization", "SharedArrays", "Sockets", "SparseArrays", "Statistics",
+    "SuiteSparse", "TOML", "Tar", "Test", "UUIDs", "Unicode",
+}
+BUILTIN_MODULES = {"Base", "Core", "Main"}
+
+# uuids from each package's own Project.toml (Flux v0.16.11, NNlib v0.9.36, Optimisers v0.4.8,
+# Zygote v0.7.12, NPZ v0.4.3, JSON v1.7.0) and Julia's stdlibs.
+REGISTERED = {
+    "Flux": "587475ba-b771-5e3f-ad9e-33799f191a9c",
+    "JSON": "682c06a0-de6a-54ab-a142-c8b1cf79cde6",
+    "LinearAlgebra": "37e2e46d-f89d-539d-b4ee-838fcccc9c8e",
+    "NNlib": "872c559c-99b0-510c-b3b7-b6c96a88d5cd",
+    "NPZ": "15e1cf62-19b3-5cfa-8e77-841668bca605",
+    "Optimisers": "3bd65402-5787-11e9-1adc-39752487f4e2",
+    "Random": "9a3f8284-a2c9-5f02-9a11-845980a1fd5c",
+    "Statistics": "10745b16-79ce-11e8-11f9-7d13ad32a3b2",
+    "Test": "8dfed614-e22c-5e08-85e1-65c5234f0b40",
+    "Zygote": "e88e6eb3-aa80-5325-afca-941959d7151f",
+}
+
+# Julia twin -> the Python file that defines the same name (DESIGN sections 3 and 4).
+TWINS = {
+    "elu_feature_map": "torch_backend/attention.py",
+    "softmax_attention": "torch_backend/attention.py",
+    "softmax_attention_recurrent": "torch_backend/attention.py",
+    "linear_attention": "torch_backend/attention.py",
+    "linear_attention_recurrent": "torch_backend/attention.py",
+    "input_tokens": "reference.py",
+    "position_code": "reference.py",
+    "forward": "reference.py",
+    "forward_step": "reference.py",
+    "empty_state": "reference.py",
+    "split_mixture": "reference.py",
+    "log_prob": "reference.py",
+    "bits_per_dim": "reference.py",
+    "sample_from_head": "reference.py",
+    "generate": "reference.py",
+    "nats_per_dim": "torch_backend/loss.py",
+    "make_optimizer": "torch_backend/train.py",
+    "train_step": "torch_backend/train.py",
+    "param_shapes": "weights.py",
+    "check_params": "weights.py",
+    "load_checkpoint": "weights.py",
+    "save_checkpoint": "weights.py",
+}
+
+
+# --- helpers on the syntax tree --------------------------------------------------------------------
+
+
+def walk(node):
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(node.children))
+
+
+def parse_errors(source: bytes) -> list[str]:
+    """Every ERROR and MISSING node tree-sitter-julia finds, as 'line:column KIND text'."""
+    tree = PARSER.parse(source)
+    found = [
+        f"{n.start_point.row + 1}:{n.start_point.column + 1} {'MISSING' if n.is_missing else 'ERROR'} {n.text[:40]!r}"
+        for n in walk(tree.root_node)
+        if n.type == "ERROR" or n.is_missing
+    ]
+    if tree.root_node.has_error and not found:
+        found.append("tree has an error")
+    return found
+
+
+def _package(node) -> str | None:
+    """The top-level module named by one item of a using/import statement (None: a relative one)."""
+    if node.type in ("selected_import", "import_alias"):
+        return _package(node.named_children[0])
+    text = node.text.decode()
+    return None if text.startswith(".") else text.split(".")[0]
+
+
+def imported_packages(source: bytes) -> set[str]:
+    """Top-level modules of every `using` and `import` statement."""
+    names = set()
+    for node in walk(PARSER.parse(source).root_node):
+        if node.type in ("using_statement", "import_statement"):
+            names |= {_package(c) for c in node.named_children} - {None}
+    return names
+
+
+def _callee_name(node) -> str | None:
+    """The function name of a definition's left-hand side: f(x), f(x)::T, f(x) where T, M.f(x)."""
+    while node.type in ("where_expression", "typed_expression", "signature"):
+        node = node.named_children[0]
+    if node.type != "call_expression":
+        return None
+    callee = node.named_children[0]
+    if callee.type == "field_expression":  # Optimisers.apply!(...) extends another module's function
+        callee = callee.named_children[-1]
+    return callee.text.decode() if callee.type == "identifier" else None
+
+
+def top_level_definitions(source: bytes) -> set[str]:
+    """Names of functions, structs and consts defined at the top of a file or of its module (not
+    local helpers inside functions)."""
+    root = PARSER.parse(source).root_node
+    items = []
+    for node in root.named_children:
+        items += node.named_children if node.type == "module_definition" else [node]
+    names = set()
+    for node in items:
+        if node.type == "macrocall_expression":  # Base.@kwdef struct ...
+            items += [c for c in node.named_children if c.type == "macro_argument_list"]
+            continue
+        if node.type == "macro_argument_list":
+            items += node.named_children
+            continue
+        if node.type == "function_definition":
+            name = _callee_name(node.named_children[0])
+        elif node.type == "assignment":
+            name = _callee_name(node.named_children[0])
+        elif node.type == "struct_definition":
+            head = node.named_children[0] if node.named_children[0].type == "type_head" else node.named_children[1]
+            name = head.text.decode().split("{")[0].split("<:")[0].strip()
+        elif node.type == "const_statement":
+            name = node.named_children[0].named_children[0].text.decode()
+        else:
+            continue
+        if name:
+            names.add(name)
+    return names
+
+
+def exported_names(source: bytes) -> set[str]:
+    return {
+        c.text.decode()
+        for n in walk(PARSER.parse(source).root_node)
+        if n.type == "export_statement"
+        for c in n.named_children
+    }
+
+
+def julia_definitions() -> set[str]:
+    return set().union(*(top_level_definitions(f.read_bytes()) for f in SRC_FILES))
+
+
+def python_functions(path: Path) -> set[str]:
+    return {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)}
+
+
+# --- the parse check, and proof that it can fail ------------------------------------------------------
+
+
+def test_there_are_julia_files():
+    names = {f.relative_to(JULIA).as_posix() for f in JL_FILES}
+    assert {"src/LinAttn.jl", "test/runtests.jl"} <= names
+
+
+@pytest.mark.parametrize("path", JL_FILES, ids=lambda p: p.relative_to(JULIA).as_posix())
+def test_julia_file_parses(path):
+    assert parse_errors(path.read_bytes()) == []
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "function f(x)\n    return x +\n",  # no end
+        "f(x) = (x + 1",  # unclosed parenthesis
+        "struct S\n    a::Int\n",  # no end
+        "x = [1, 2\ny = 3\n",  # unclosed bracket
+    ],
+)
+def test_parse_check_finds_broken_code(snippet):
+    assert parse_errors(snippet.encode())
+
+
+def test_parse_check_accepts_the_syntax_used_here():
+    code = """
+    using NNlib: softmax
+    function f!(s::LinearState, x::AbstractArray{T,3}) where {T}
+        s.S .+= reshape(x, 2, 1) .* x'
+        μ, σ² = mean(x; dims = 1), 2M
+        return .-softplus.(.-x) .+ T(1e-6), ρ∞
+    end
+    (m::Foo)(x) = m.a(x)
+    Flux.@layer Foo trainable = (a,)
+    """
+    assert parse_errors(code.encode()) == []
+
+
+LOOK_ALIKES = [("φ", "ϕ"), ("ε", "ϵ")]  # distinct identifiers in Julia (notes/julia.md)
+
+
+@pytest.mark.parametrize("path", JL_FILES, ids=lambda p: p.relative_to(JULIA).as_posix())
+def test_no_look_alike_identifiers_mixed(path):
+    names = {n.text.decode() for n in walk(PARSER.parse(path.read_bytes()).root_node) if n.type == "identifier"}
+    for a, b in LOOK_ALIKES:
+        both = sorted(n for n in names if a in n or b in n)
+        assert not (any(a in n for n in names) and any(b in n for n in names)), f"{a} and {b} both used: {both}"
+
+
+# --- dependencies --------------------------------------------------------------------------------------
+
+
+def test_every_import_is_declared():
+    deps, extras = set(PROJECT["deps"]), set(PROJECT.get("extras", {}))
+    for path in JL_FILES:
+        allowed = deps | BUILTIN_MODULES
+        if path.is_relative_to(JULIA / "test"):
+            allowed |= extras | {PROJECT["name"]}
+        undeclared = imported_packages(path.read_bytes()) - allowed
+        assert not undeclared, f"{path.relative_to(ROOT)} loads {sorted(undeclared)}, not in julia/Project.toml"
+
+
+def test_import_check_sees_imports():
+    found = imported_packages(b"using A\nusing B: c, @d\nimport C.D\nimport E as F\nusing ..Local\n")
+    assert found == {"A", "B", "C", "E"}
+
+
+def test_every_dependency_is_used_and_registered():
+    used = set().union(*(imported_packages(f.read_bytes()) for f in SRC_FILES))
+    assert set(PROJECT["deps"]) <= used, f"declared but never loaded: {sorted(set(PROJECT['deps']) - used)}"
+    test_used = imported_packages((JULIA / "test" / "runtests.jl").read_bytes())
+    assert set(PROJECT.get("extras", {})) <= test_used
+    assert set(PROJECT["targets"]["test"]) == set(PROJECT.get("extras", {}))
+    for name, id_ in {**PROJECT["deps"], **PROJECT.get("extras", {})}.items():
+        assert REGISTERED.get(name) == id_, f"{name}: uuid {id_} is not the registered one"
+
+
+def test_every_dependency_has_compat():
+    compat = PROJECT["compat"]
+    assert "julia" in compat
+    packages = (set(PROJECT["deps"]) | set(PROJECT.get("extras", {}))) - STDLIBS
+    assert packages <= set(compat), f"no [compat] entry for {sorted(packages - set(compat))}"
+    assert set(compat) - {"julia"} <= set(PROJECT["deps"]) | set(PROJECT.get("extras", {}))
+
+
+def test_juliapkg_json_develops_this_package():
+    spec = json.loads((PYTHON / "juliapkg.json").read_text())
+    pkg = spec["packages"][PROJECT["name"]]
+    assert pkg["uuid"] == PROJECT["uuid"]
+    assert uuid.UUID(PROJECT["uuid"]).version == 4
+    assert pkg["dev"] is True and "version" not in pkg
+    assert (PYTHON / pkg["path"]).resolve() == JULIA.resolve()
+    assert PROJECT["name"] == "LinAttn" and (JULIA / "src" / "LinAttn.jl").is_file()
+
+
+# --- names --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(TWINS))
+def test_julia_twin_exists_with_the_python_name(name):
+    assert name in python_functions(PYTHON / TWINS[name]), f"{name} is not defined in python/linattn/{TWINS[name]}"
+    defined = julia_definitions()
+    assert name in defined or f"{name}!" in defined, f"no Julia function {name} (or {name}!) in julia/src"
+
+
+def test_definition_finder_sees_definitions():
+    code = b"""
+    module M
+    f(x) = x
+    g(x)::Int = 1
+    h(x::T) where {T} = x
+    function k!(x) end
+    M2.apply!(x) = x
+    struct S{T} <: Any
+        a::T
+    end
+    Base.@kwdef struct K
+        a::Int = 1
+    end
+    const C = 1
+    function outer()
+        inner(y) = y
+    end
+    end
+    """
+    assert top_level_definitions(code) == {"f", "g", "h", "k!", "apply!", "S", "K", "C", "outer"}
+
+
+def test_exports_are_defined():
+    exported = exported_names((JULIA / "src" / "LinAttn.jl").read_bytes())
+    assert exported and exported <= julia_definitions(), f"exported but undefined: {sorted(exported - julia_definitions())}"
+
+
+def test_backend_module_offers_the_backend_api():
+    """The API is the one listed in the torch backend's docstring, plus params_of and NAME."""
+    torch_doc = ast.get_docstring(ast.parse((PYTHON / "torch_backend" / "__init__.py").read_text()))
+    api = set(re.findall(r"^\s*(\w+)\(", torch_doc, re.M)) | {"params_of"}
+    assert {"prepare", "forward", "bits_per_dim", "generate", "uncached_step", "info"} <= api
+    tree = ast.parse((PYTHON / "julia_backend.py").read_text())
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert api | {"timed_generate"} <= defined
+    assigned = {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    assert "NAME" in assigned
+
+
+def test_backend_module_calls_only_julia_functions_that_exist():
+    source = (PYTHON / "julia_backend.py").read_text()
+    called = set(re.findall(r"\bL\.(\w+)\(", source))
+    assert {"model_from_params", "generate", "timed_generate"} <= called
+    assert called <= julia_definitions() | {"info"}, f"not defined in julia/src: {sorted(called - julia_definitions())}"
+
+
+def test_only_the_julia_backend_imports_juliacall():
+    importers = [
+        p.relative_to(ROOT).as_posix()
+        for base in (ROOT / "python", ROOT / "replication", ROOT / "tests")
+        for p in base.rglob("*.py")
+        if re.search(r"^\s*(import juliacall|from juliacall)", p.read_text(), re.M)
+    ]
+    assert importers == ["python/linattn/julia_backend.py"]
+
+
+# --- finding Julia, without Julia ---------------------------------------------------------------------
+
+needs_posix = pytest.mark.skipif(os.name == "nt", reason="fake julia executables are shell scripts")
+
+
+def fake_julia(tmp_path, version):
+    exe = tmp_path / "julia"
+    exe.write_text(f"#!/bin/sh\necho 'julia version {version}'\n")
+    exe.chmod(0o755)
+    return exe
+
+
+def run_python(code, **env):
+    """Run `code` in a fresh interpreter (the backend module looks for Julia when imported)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON_JULIA")}
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=120)
+
+
+def test_missing_julia_is_reported_before_juliacall_is_imported(tmp_path):
+    code = (
+        "import sys\n"
+        "from linattn.backends import BackendUnavailable, get_backend\n"
+        "try:\n    get_backend('julia')\nexcept BackendUnavailable as e:\n    print('UNAVAILABLE:', e)\n"
+        "print('juliacall imported:', 'juliacall' in sys.modules)\n"
+    )
+    proc = run_python(code, PYTHON_JULIAPKG_EXE=str(tmp_path / "no-such-julia"))
+    assert proc.returncode == 0, proc.stderr
+    assert "UNAVAILABLE: Julia not found" in proc.stdout
+    assert "conda env create -f environment.yml" in proc.stdout and "juliaup" in proc.stdout
+    assert "juliacall imported: False" in proc.stdout
+    assert proc.stdout.count("\n") == 2  # one line each: the CLI prints errors as one line
+
+
+@needs_posix
+def test_old_julia_is_refused(tmp_path):
+    exe = fake_julia(tmp_path, "1.9.4")
+    proc = run_python("import linattn.julia_backend", PYTHON_JULIAPKG_EXE=str(exe))
+    assert proc.returncode != 0 and "Julia 1.9.4" in proc.stderr and "too old" in proc.stderr
+
+
+@needs_posix
+def test_julia_found_and_refused_beside_torch(tmp_path):
+    """With a (fake) Julia the module imports without starting it; its first Julia call refuses a
+    process that already holds torch, before juliacall is imported."""
+    exe = fake_julia(tmp_path, "1.10.4")
+    code = (
+        "import sys, types\n"
+        "import linattn.julia_backend as jb\n"
+        "print('exe:', jb.JULIA_EXE)\n"
+        "sys.modules['torch'] = types.ModuleType('torch')\n"
+        "try:\n    jb.info()\nexcept jb.BackendUnavailable as e:\n    print('REFUSED:', e)\n"
+        "print('juliacall imported:', 'juliacall' in sys.modules)\n"
+    )
+    proc = run_python(code, PYTHON_JULIAPKG_EXE=str(exe))
+    assert proc.returncode == 0, proc.stderr
+    assert f"exe: {exe}" in proc.stdout
+    assert "REFUSED: the Julia backend must run in its own process" in proc.stdout
+    assert "juliacall imported: False" in proc.stdout
+
+
+@needs_posix
+def test_find_julia_looks_on_path_and_in_juliaup(tmp_path):
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "import linattn.julia_backend as jb\n"
+        "home, bin_ = Path(sys.argv[1]), sys.argv[2]\n"
+        "print(json.dumps([jb.find_julia({'PATH': bin_}, prefix=str(home), home=home)[0],\n"
+        "                  jb.find_julia({'PATH': str(home)}, prefix=str(home), home=home)[0],\n"
+        "                  jb.julia_version(bin_ + '/julia')]))\n"
+    )
+    on_path = fake_julia(tmp_path, "1.10.4")
+    home = tmp_path / "home"
+    juliaup = home / ".juliaup" / "bin"
+    juliaup.mkdir(parents=True)
+    fake_julia(juliaup, "1.11.2")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON_JULIA")}
+    full_env["PYTHON_JULIAPKG_EXE"] = str(on_path)  # lets the module import; find_julia gets its own env
+    proc = subprocess.run([sys.executable, "-c", code, str(home), str(tmp_path)], env=full_env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [str(on_path), str(juliaup / "julia"), [1, 10, 4]]
