@@ -1,6 +1,7 @@
 """The `replication` command (also `python -m replication`).
 
-Subcommands: eval, sample, speed, data (fetch, verify); see `replication SUBCOMMAND --help`.
+Subcommands: run, report, train, eval, sample, speed, data (fetch, verify);
+see `replication SUBCOMMAND --help`.
 Every fault in the user's input ends in one line on stderr and exit status 2, never a traceback.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 from linattn.backends import BACKENDS, BackendUnavailable, get_backend
 from linattn.config import MODES, ConfigError, check_mode
 from linattn.weights import atomic_write, load_checkpoint
+from replication.data import DataError
 
 
 class UsageError(Exception):
@@ -111,15 +113,12 @@ def build_parser():
     common(s)
     s.set_defaults(func=cmd_sample)
 
-    from . import speed
+    from . import data, run, speed, train
 
     speed.add_parser(sub, common)
-    try:
-        from . import data
-    except ImportError:  # the data module is optional while it is being written
-        data = None
-    if data is not None and hasattr(data, "add_parser"):
-        data.add_parser(sub)
+    train.add_parser(sub)
+    run.add_parsers(sub)
+    data.add_parser(sub)
     return p
 
 
@@ -127,7 +126,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (UsageError, ConfigError, BackendUnavailable) as e:
+    except (UsageError, ConfigError, BackendUnavailable, DataError) as e:
         print(f"replication {args.command}: error: {e}", file=sys.stderr)
         return 2
 

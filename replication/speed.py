@@ -5,9 +5,10 @@ included, is reported apart). Two cases are extrapolated and say so (`"extrapola
 - `softmax-uncached`: step n re-runs the model on n positions, hours per CIFAR image. A sample of
   steps at several prefix lengths is timed, the cost c(n) = a + b n + c n^2 is fitted by least
   squares and summed over n = 1..T. `validate_uncached` checks the method against a full run.
-- `--steps K` (any step mode): prefixes of K/2 and K steps are timed, the per-step cost
-  a + b t fitted through them and summed over the T steps (exact for a constant or linearly
-  growing step cost, which is what the recurrent and cached modes have).
+- `--steps K` (the step modes): windows of K steps are timed at several positions t (from the
+  state those positions see, where the backend offers `time_window`; else prefixes of K/2 and K
+  steps), the per-step cost a + b t fitted and summed over the T steps: exact for a constant
+  (recurrent) or linearly growing (cached) step cost.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .presets import config_for_mode
 from .provenance import provenance
 
 UNCACHED_SAMPLES = 8  # prefix lengths timed for the uncached fit
+WINDOWS = 4  # positions timed for the step modes' fit
 
 
 def add_parser(sub, common):
@@ -80,6 +82,8 @@ def measure(backend_name, model_name, mode, batch, repeats=3, steps=None, thread
     T = config.seq_len
     if mode == "softmax-uncached":
         timing = _time_uncached(backend, model, batch, T, repeats, seed)
+    elif steps is not None and steps < T and hasattr(backend, "time_window"):
+        timing = _time_windows(backend, model, mode, batch, T, steps, repeats)
     elif steps is not None and steps < T:
         timing = _time_prefixes(backend, model, mode, noise, steps, repeats)
     else:
@@ -146,6 +150,23 @@ def _time_prefixes(backend, model, mode, noise, steps, repeats):
             "warmup_seconds": warm, "compile_seconds": max(0.0, warm - t_full), "extrapolated": True,
             "method": f"prefixes of {half} and {steps} steps, per-step cost a + b t, summed over {T} steps",
             "fit": {"a": float(a), "b": float(b)}}
+
+
+def _time_windows(backend, model, mode, batch, T, steps, repeats):
+    """Per-step cost at WINDOWS positions, each the median of `repeats` windows of `steps` steps;
+    a + b t fitted by least squares and summed over t = 0..T-1."""
+    starts = sorted({int(s) for s in np.linspace(0, T - steps, WINDOWS)})
+    warm = backend.time_window(model, mode, batch, starts[-1], steps)
+    per_step = [float(np.median([backend.time_window(model, mode, batch, s, steps, seed=r) for r in range(repeats)])) / steps
+                for s in starts]
+    centres = [s + (steps - 1) / 2 for s in starts]
+    b, a = np.polyfit(centres, per_step, 1) if len(starts) > 1 else (0.0, per_step[0])
+    t = np.arange(T)
+    total = float(np.maximum(a + b * t, 0.0).sum())
+    return {"seconds_per_image": total / batch, "iqr": None, "repeats": None, "warmup_seconds": warm,
+            "compile_seconds": None, "extrapolated": True,
+            "method": f"windows of {steps} steps at positions {starts}, per-step cost a + b t summed over {T} steps",
+            "fit": {"starts": starts, "seconds_per_step": per_step, "a": float(a), "b": float(b)}}
 
 
 def uncached_lengths(T, samples=UNCACHED_SAMPLES):

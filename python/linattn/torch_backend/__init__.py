@@ -54,9 +54,11 @@ def bits_per_dim(model, data, batch_size=32) -> float:
     return bits(total / len(data))
 
 
-def generate(model, mode, noise, steps=None):
+def generate(model, mode, noise, steps=None, prefix=None):
     noise = torch.as_tensor(np.asarray(noise), device=_device(model))
-    return _gen.generate(model, mode, noise, steps).cpu().numpy().astype(np.uint8)
+    if prefix is not None:
+        prefix = torch.as_tensor(np.asarray(prefix, dtype=np.int64), device=_device(model))
+    return _gen.generate(model, mode, noise, steps, prefix).cpu().numpy().astype(np.uint8)
 
 
 @torch.inference_mode()
@@ -68,3 +70,53 @@ def uncached_step(model, prefix):
 
 def info() -> dict:
     return {"backend": NAME, "version": torch.__version__, "threads": torch.get_num_threads(), "device": "cpu"}
+
+
+def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
+    """Seconds of `repeats` forward+backward passes of one causal attention (after a warm-up) on
+    random (B, T, H, D) inputs; kind is "softmax", "softmax-chunked" or "linear"."""
+    import time
+
+    from . import attention as attn
+
+    fn = {"softmax": attn.softmax_attention, "softmax-chunked": attn.softmax_attention_chunked,
+          "linear": attn.linear_attention}[kind]
+    q, k, v = (torch.randn(batch, T, n_heads, d_head, device=device, requires_grad=True) for _ in range(3))
+    times = []
+    for i in range(repeats + 1):
+        t = time.perf_counter()
+        fn(q, k, v).sum().backward()
+        q.grad = k.grad = v.grad = None
+        if i:
+            times.append(time.perf_counter() - t)
+    return times
+
+
+@torch.inference_mode()
+def time_window(model, mode, batch, start, steps, seed=0):
+    """Seconds to generate positions start .. start+steps-1 of `batch` images from the state those
+    positions see: a key/value cache holding `start` (random) entries, or an (S, z) state, whose
+    cost does not depend on its content. Lets a speed run sample late positions cheaply."""
+    import time
+
+    from ..config import check_mode
+    from .generate import sample_from_head
+
+    config = model.config
+    check_mode(mode, config)
+    g = torch.Generator().manual_seed(seed)
+    dev, dtype = _device(model), model.embed.weight.dtype
+    T = config.seq_len
+    state, packed, pe = model.empty_state(batch, T), model.packed(), model.position_code(T)
+    if config.attention == "softmax":
+        state = [(K.normal_(generator=g), V.normal_(generator=g), start) for K, V, _ in state]
+    else:
+        state = [(S.uniform_(generator=g), z.uniform_(1.0, 2.0, generator=g)) for S, z in state]
+    noise = torch.rand(batch, steps, 2, generator=g).to(dev, dtype)
+    token = torch.randint(0, 256, (batch,), generator=g).to(dev)
+    t0 = time.perf_counter()
+    for i in range(steps):
+        out = model.step(token, pe[start + i], state, packed)
+        token = sample_from_head(out, config, noise[:, i])
+    token.cpu()
+    return time.perf_counter() - t0

@@ -28,8 +28,9 @@ def _first_above(weights, u1):
 
 
 @torch.inference_mode()
-def generate(model: Transformer, mode, noise, steps=None):
-    """(B, T, 2) uniforms -> (B, T) bytes. `steps` stops early (for timing a prefix)."""
+def generate(model: Transformer, mode, noise, steps=None, prefix=None):
+    """(B, T, 2) uniforms -> (B, T) bytes. `steps` stops early (for timing a prefix); `prefix`
+    (B, P) bytes are kept as given at positions t < P (completion of a partly given image)."""
     config = model.config
     check_mode(mode, config)
     noise = noise.to(model.embed.weight.dtype)
@@ -37,14 +38,15 @@ def generate(model: Transformer, mode, noise, steps=None):
     steps = T if steps is None else steps
     device = noise.device
     data = torch.zeros(B, T, dtype=torch.long, device=device)
+    P = 0 if prefix is None else prefix.shape[1]
     if mode == "softmax-uncached":
         for t in range(steps):
             out = model(input_tokens(data[:, : t + 1]))[:, -1]
-            data[:, t] = sample_from_head(out, config, noise[:, t])
+            data[:, t] = prefix[:, t] if t < P else sample_from_head(out, config, noise[:, t])
         return data
     state, packed, pe = model.empty_state(B, T), model.packed(), model.position_code(T)
     token = start_tokens(B, device)
     for t in range(steps):
         out = model.step(token, pe[t], state, packed)
-        data[:, t] = token = sample_from_head(out, config, noise[:, t])
+        data[:, t] = token = prefix[:, t] if t < P else sample_from_head(out, config, noise[:, t])
     return data

@@ -1,0 +1,82 @@
+"""One measurement in its own process: `python -m replication.worker TASK.json OUT.json`.
+
+Each backend runs in a worker of its own (juliacall, torch and jax must not share a process, and
+separate processes give clean timings and a clean peak-memory reading). The worker writes its
+result atomically; a backend that cannot run writes {"status": "unavailable", "reason": ...}.
+A worker that crashes or is killed leaves no result, and the driver records why.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import traceback
+
+from linattn.weights import atomic_write
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def run_task(task: dict) -> dict:
+    kind = task["kind"]
+    if kind == "probe":
+        from linattn.backends import get_backend
+
+        return {"info": get_backend(task["backend"]).info()}
+    if kind == "speed":
+        from .speed import measure
+
+        return measure(task["backend"], task["model"], task["mode"], task["batch"], repeats=task["repeats"],
+                       steps=task.get("steps"), threads=task["threads"], device=task.get("device", "cpu"),
+                       machine=task.get("machine"))
+    if kind == "uncached_validation":
+        from .speed import validate_uncached
+
+        return validate_uncached(task["backend"], task["model"], threads=task["threads"], limit_T=task["steps"])
+    if kind == "attention":
+        from linattn.backends import get_backend
+
+        from .speed import pin_threads
+
+        pin_threads(task["threads"])
+        backend = get_backend(task["backend"])
+        if not hasattr(backend, "time_attention"):
+            return {"status": "unavailable", "reason": f"backend {task['backend']} has no time_attention"}
+        base = peak_rss_bytes()
+        times = backend.time_attention(task["attention"], task["batch"], task["T"], task["n_heads"], task["d_head"],
+                                       task["repeats"], device=task.get("device", "cpu"))
+        return {"seconds": times, "peak_memory_bytes": max(0, peak_rss_bytes() - base), "backend_info": backend.info()}
+    if kind == "train":
+        from .train import train
+
+        return train(task)
+    if kind == "samples":
+        from .samples import make_samples
+
+        return make_samples(task)
+    raise ValueError(f"unknown task kind {kind!r}")
+
+
+def main(argv=None):
+    task_path, out_path = (argv or sys.argv[1:])[:2]
+    task = json.loads(open(task_path).read())
+    from linattn.backends import BackendUnavailable
+
+    try:
+        result = {"status": "ok", **run_task(task)}
+    except BackendUnavailable as e:
+        result = {"status": "unavailable", "reason": str(e)}
+    except MemoryError:
+        result = {"status": "out of memory", "reason": "MemoryError"}
+    except Exception as e:  # recorded, so that the study goes on; the traceback goes to stderr
+        traceback.print_exc()
+        result = {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
+    result.setdefault("peak_rss_bytes", peak_rss_bytes())
+    atomic_write(out_path, lambda f: f.write(json.dumps(result).encode()))
+
+
+if __name__ == "__main__":
+    main()
