@@ -17,12 +17,16 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 import uuid
 from pathlib import Path
 
 import pytest
 import tree_sitter_julia
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as vendored by pip
+    from pip._vendor import tomli as tomllib
 from tree_sitter import Language, Parser
 
 ROOT = Path(__file__).resolve().parents[1]
