@@ -114,7 +114,7 @@ def available_memory_bytes() -> int:
 
 class Study:
     def __init__(self, profile, folder, backends, device="cpu", data_dir=None):
-        self.profile, self.folder, self.device, self.data_dir = profile, Path(folder), device, data_dir
+        self.profile, self.folder, self.device, self.data_dir = profile, Path(folder).resolve(), device, data_dir
         self.backends = list(dict.fromkeys(backends))
         self.threads = profile["study"].get("threads") or os.cpu_count()
         self.run_file = self.folder / "run.json"
@@ -205,8 +205,6 @@ class Study:
         ready = [b for b, info in self.state["backends"].items() if info["status"] == "ok"]
         plan = self._plan(ready, machine)
         for eid, claim, task, est in tqdm(plan, desc="study", unit="experiment"):
-            if task["kind"] == "samples" and not (self.folder / task["checkpoint"] / "weights.npz").is_file():
-                task = {**task, "checkpoint": str(self.folder / task["checkpoint"])}
             self.experiment(eid, claim, task, est)
         self.state["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         self._save()

@@ -91,7 +91,7 @@ def build_summary(folder) -> dict:
                 "steps", "wall_seconds", "seconds_per_step", "curve", "test_bits_per_dim", "n_test_images", "config")} if ok else {})}
         elif eid.startswith("S-"):
             samples[task.get("checkpoint", "").rsplit("/", 1)[-1]] = {**base, **({"files": {
-                k: str(Path(v).relative_to(folder)) for k, v in res["files"].items()}} if ok else {})}
+                k: str(Path(v).resolve().relative_to(folder.resolve())) for k, v in res["files"].items()}} if ok else {})}
     dataset = next((q["dataset"] for q in quality.values()), None)
     summary = {
         "run": {k: run.get(k) for k in ("profile", "description", "started", "finished", "device", "threads",
