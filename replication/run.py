@@ -228,8 +228,9 @@ class Study:
                 for mode in tp["modes"]:
                     config = config_for_mode(model, mode)
                     largest = estimates.largest_batch(config, mode, budget, tp["max_batch"])
-                    batches = tp.get(f"{mode.split('-')[1]}_batches") if mode == "softmax-uncached" else None
-                    batches = batches or sorted({b for b in tp["batches"] if b <= largest} | {largest})
+                    batches = sorted({b for b in tp["batches"] if b <= largest} | {largest})
+                    if mode == "softmax-uncached" and "uncached_batches" in tp:
+                        batches = tp["uncached_batches"]
                     for batch in batches:
                         task = dict(kind="speed", backend=backend, model=model, mode=mode, batch=batch, repeats=tp["repeats"],
                                     steps=None if mode == "softmax-uncached" else tp["steps"], threads=threads,
