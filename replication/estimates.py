@@ -43,7 +43,6 @@ def speed(task, config, machine) -> dict:
     r = roofline.roofline_seconds_per_image(config, task["mode"], task["batch"], machine)
     T, B = config.seq_len, task["batch"]
     if task["mode"] == "softmax-uncached":
-        bytes_, flops = roofline.step_costs(config, task["mode"], B)
         sampled = len(roofline_lengths(T)) * (task["repeats"]) + 1  # steps timed, each near the mean cost
         seconds = OVERHEAD * sampled * r["roofline_seconds_per_image"] * B / T * 1.5
     elif task.get("steps"):

@@ -194,7 +194,6 @@ class Study:
 
     def run(self):
         self._start()
-        p = self.profile
         if "machine" not in self.state:
             self.state["machine"] = roofline.machine_in_subprocess(self.threads)
             self.state["memory_available_bytes"] = available_memory_bytes()
