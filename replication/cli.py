@@ -18,6 +18,7 @@ from linattn.backends import BACKENDS, BackendUnavailable, get_backend
 from linattn.config import MODES, ConfigError, check_mode
 from linattn.weights import atomic_write, load_checkpoint
 from replication.data import DataError
+from replication.report import ReportError
 
 
 class UsageError(Exception):
@@ -126,7 +127,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (UsageError, ConfigError, BackendUnavailable, DataError) as e:
+    except (UsageError, ConfigError, BackendUnavailable, DataError, ReportError) as e:
         print(f"replication {args.command}: error: {e}", file=sys.stderr)
         return 2
 

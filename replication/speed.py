@@ -28,6 +28,7 @@ from .presets import config_for_mode
 from .provenance import provenance
 
 UNCACHED_SAMPLES = 8  # prefix lengths timed for the uncached fit
+UNCACHED_MIN_REPEATS = 3  # each sampled length at least this often (median), against timing noise
 WINDOWS = 4  # positions timed for the step modes' fit
 
 
@@ -185,7 +186,7 @@ def _time_uncached(backend, model, batch, T, repeats, seed):
     costs = []
     for n in lengths:
         runs = []
-        for _ in range(repeats):
+        for _ in range(max(repeats, UNCACHED_MIN_REPEATS)):
             t = time.perf_counter()
             backend.uncached_step(model, prefix[:, :n])
             runs.append(time.perf_counter() - t)
@@ -195,7 +196,7 @@ def _time_uncached(backend, model, batch, T, repeats, seed):
     total = float(np.maximum(np.polyval(coef, n), 0.0).sum())
     return {"seconds_per_image": total / batch, "iqr": None, "repeats": None, "warmup_seconds": warm,
             "compile_seconds": None, "extrapolated": True,
-            "method": f"{len(lengths)} prefix lengths timed ({repeats} repeats each), cost a + b n + c n^2 summed over n = 1..{T}",
+            "method": f"{len(lengths)} prefix lengths timed ({max(repeats, UNCACHED_MIN_REPEATS)} repeats each), cost a + b n + c n^2 summed over n = 1..{T}",
             "fit": {"lengths": lengths, "seconds": costs, "coefficients": [float(c) for c in coef]}}
 
 

@@ -314,4 +314,5 @@ def claim_c5(claims, s):
                 rows.append(_row(f"{r['what']}: {b} speed relative to torch", None, speed, "measured", "x", paper_text="-"))
     return {**claim, "rows": rows, "status": "measured" if len(measured) > 1 else "not run",
             "backends_measured": measured, "backends_missing": missing,
-            **({"note": "only one backend ran: " + "; ".join(f"{b}: {why}" for b, why in missing.items())} if len(measured) <= 1 else {})}
+            **({"note": ("only one backend ran" if measured else "no backend ran") + ": "
+                + "; ".join(f"{b}: {why}" for b, why in missing.items())} if len(measured) <= 1 else {})}
