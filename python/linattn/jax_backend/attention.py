@@ -1,0 +1,113 @@
+"""Causal softmax and linear attention in JAX, each as a parallel form and a recurrent twin.
+
+Shapes: q, k, v are (B, T, H, D) in the parallel forms and (B, H, D) for one step.
+Pure functions of arrays; the callers jit whole models and generation loops.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+LINEAR_EPS = 1e-6
+
+
+def elu_feature_map(x):
+    """phi(x) = elu(x) + 1."""
+    return jax.nn.elu(x) + 1.0
+
+
+def softmax_attention(q, k, v, block_size=512):
+    """o_i = sum_{j<=i} softmax_j(q_i . k_j / sqrt(D)) v_j, max-subtracted.
+
+    Queries are taken `block_size` rows at a time, each block against the keys up to its last
+    row: the scores held at once are (B, H, block, T), not (B, H, T, T), and key blocks that the
+    causal mask would empty entirely are never computed. Every row still sees all its keys in one
+    softmax, so this is the plain masked softmax, exactly causal.
+    """
+    T, D = q.shape[1], q.shape[-1]
+    scale = 1.0 / math.sqrt(D)
+    outs = []
+    for start in range(0, T, block_size):
+        stop = min(start + block_size, T)
+        scores = jnp.einsum("bihd,bjhd->bhij", q[:, start:stop], k[:, :stop]) * scale
+        causal = jnp.arange(stop)[None, :] <= jnp.arange(start, stop)[:, None]
+        p = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)
+        outs.append(jnp.einsum("bhij,bjhd->bihd", p, v[:, :stop]))
+    return jnp.concatenate(outs, axis=1)
+
+
+def softmax_attention_recurrent(q, k, v, state, block_size=256):
+    """One step with a key/value cache. state = (K, V, t): K, V preallocated (B, H, W, D) with
+    W > t, filled up to position t-1; this step's key and value are written at t
+    (dynamic_update_slice). o = sum_{j<=t} softmax_j(q . K_j / sqrt(D)) V_j, returned with
+    (K, V, t + 1).
+
+    The scores are computed over the first t+1 positions rounded up to a multiple of
+    `block_size` (lax.switch over the possible widths, one branch each, masked beyond t): shapes
+    stay static, yet a step's work grows with t as it does over a growing cache.
+    """
+    K, V, t = state
+    K = lax.dynamic_update_slice_in_dim(K, k[:, :, None], t, axis=2)
+    V = lax.dynamic_update_slice_in_dim(V, v[:, :, None], t, axis=2)
+    W = K.shape[2]
+    scale = 1.0 / math.sqrt(q.shape[-1])
+
+    def attend(width):
+        def over(q, K, V, t):
+            scores = jnp.einsum("bhd,bhjd->bhj", q, K[:, :, :width]) * scale
+            scores = jnp.where(jnp.arange(width) <= t, scores, -jnp.inf)
+            return jnp.einsum("bhj,bhjd->bhd", jax.nn.softmax(scores, axis=-1), V[:, :, :width])
+
+        return over
+
+    widths = list(range(block_size, W, block_size)) + [W]
+    o = lax.switch(t // block_size, [attend(w) for w in widths], q, K, V, t)
+    return o, (K, V, t + 1)
+
+
+def linear_attention(q, k, v, chunk_size=64):
+    """o_i = phi(q_i)^T S_i / (phi(q_i)^T z_i + eps), S_i = sum_{j<=i} phi(k_j) v_j^T, z_i = sum phi(k_j).
+
+    Chunkwise-parallel form (GLA, arXiv 2312.06635): within a chunk of c steps the masked
+    quadratic form, across chunks the states S and z at chunk boundaries (an exclusive cumsum,
+    shifted rather than subtracted so that no later chunk enters an earlier one even by rounding).
+    Memory O(T c + (T/c) D^2) per head, never a T x D x D tensor; exact, not an approximation.
+    """
+    B, T, H, D = q.shape
+    c = min(chunk_size, T)
+    pad = (-T) % c
+    fq, fk = elu_feature_map(q), elu_feature_map(k)
+    if pad:  # padded keys get phi = 0 and padded values 0, so they add nothing
+        fq, fk, v = (jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))) for x in (fq, fk, v))
+    N = (T + pad) // c
+    fq, fk, v = (x.reshape(B, N, c, H, x.shape[-1]) for x in (fq, fk, v))  # (B, N, c, H, D)
+    A = jnp.einsum("bnihd,bnjhd->bnhij", fq, fk)
+    A = jnp.where(jnp.tril(jnp.ones((c, c), dtype=bool)), A, 0.0)  # (B, N, H, c, c)
+    kv = jnp.einsum("bnjhd,bnjhe->bnhde", fk, v)  # each chunk's sum of phi(k) v^T
+    S = _exclusive_cumsum(kv)  # (B, N, H, D, Dv): the state before each chunk
+    z = _exclusive_cumsum(fk.sum(2))  # (B, N, H, D)
+    num = jnp.einsum("bnihd,bnhde->bnihe", fq, S) + jnp.einsum("bnhij,bnjhe->bnihe", A, v)
+    den = jnp.einsum("bnihd,bnhd->bnih", fq, z) + A.sum(-1).swapaxes(-1, -2) + LINEAR_EPS
+    o = (num / den[..., None]).reshape(B, N * c, H, -1)
+    return o[:, :T]
+
+
+def _exclusive_cumsum(x):
+    """Sums over the chunk axis (1) of everything before each chunk: 0, x0, x0 + x1, ..."""
+    return jnp.concatenate([jnp.zeros_like(x[:, :1]), jnp.cumsum(x[:, :-1], axis=1)], axis=1)
+
+
+def linear_attention_recurrent(q, k, v, state):
+    """One RNN step: S += phi(k) v^T, z += phi(k), o = phi(q)^T S / (phi(q)^T z + eps).
+    state = (S (B, H, D, Dv), z (B, H, D)); returns o (B, H, Dv) and the new state."""
+    S, z = state
+    fq, fk = elu_feature_map(q), elu_feature_map(k)
+    S = S + fk[..., :, None] * v[..., None, :]
+    z = z + fk
+    num = jnp.einsum("bhd,bhde->bhe", fq, S)
+    den = jnp.einsum("bhd,bhd->bh", fq, z)[..., None] + LINEAR_EPS
+    return num / den, (S, z)
