@@ -1,0 +1,191 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 6. Samples, and the same image from every backend
+#
+# The paper shows unconditional samples and completions of occluded test images (Figures 3 and 4
+# of Katharopoulos et al., 2020: MNIST and CIFAR-10, the lower half of each image generated from
+# the upper half), to show that the much faster linear model's samples are "of similar quality"
+# to softmax's.
+#
+# Here, from the C3 checkpoints (notebook 03): unconditional samples and completions of the lower
+# half of test images, through `replication.samples.make_samples` (the study's sample task: the
+# PyTorch backend, the fast generation mode of each attention). Then the study's parity check:
+# every backend given the same weights and the same uniform noise must draw the **same bytes**
+# (DESIGN section 3, "Sampling from noise"). Each backend samples in a process of its own through
+# the command line (`replication sample --backend B`); a backend that cannot run here says why.
+#
+# - `smoke = True`: trains the `smoke` profile's tiny models here for a few steps (samples look
+#   like noise: the point is that the pipeline runs), then samples.
+# - `smoke = False`: a study's results folder: its sample grids, and the parity check on its
+#   checkpoints.
+
+# %% tags=["parameters"]
+smoke = True  # True: tiny models trained here (CI); False: a study's checkpoints and samples
+results_dir = None  # smoke=False: a results folder; None = the newest finished run in results/index.json
+out_dir = None  # where results are written; None: a temporary folder (smoke) or RESULTS_DIR/notebooks
+profile = "smoke"  # smoke=True: the profile whose [quality] settings are trained
+threads = 0  # CPU threads; 0 = all cores
+images = 4  # unconditional samples per model
+completions = 2  # test images whose lower half is generated
+parity_backends = ["torch", "jax", "julia"]
+parity_images = 2  # images drawn by each backend from the same noise
+parity_modes = None  # None: ["linear-recurrent"] (smoke), all three modes (full)
+seed = 0
+
+# %%
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto in Jupyter without ipywidgets
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import Markdown, display
+
+from linattn import reference as ref
+from linattn.config import MODES
+from linattn.weights import load_checkpoint
+from replication import summary
+from replication.profiles import load_profile
+from replication.provenance import ROOT
+from replication.run import RESULTS, read_json, write_json
+from replication.samples import grid, make_samples
+from replication.train import pick_dataset, train
+
+threads = threads or os.cpu_count()
+parity_modes = parity_modes or (["linear-recurrent"] if smoke else list(MODES))
+if smoke:
+    out_dir = Path(out_dir or tempfile.mkdtemp(prefix="nb06-"))
+else:
+    index = read_json(RESULTS / "index.json")["runs"] if (RESULTS / "index.json").is_file() else []
+    finished = [r for r in index if r.get("finished")]
+    if results_dir is None and not finished:
+        raise FileNotFoundError("no finished study in results/: run `make study` (or set results_dir)")
+    results_dir = Path(results_dir or RESULTS / max(finished, key=lambda r: r["started"])["folder"])
+    out_dir = Path(out_dir or results_dir / "notebooks")
+out_dir.mkdir(parents=True, exist_ok=True)
+print("writing to", out_dir, "" if smoke else f"; reading {results_dir}")
+
+# %% [markdown]
+# ## 6.1 Samples and completions
+
+# %%
+if smoke:
+    q = {k: v for k, v in load_profile(profile)["quality"].items() if k != "sources"}
+    dataset = pick_dataset(q["dataset"])
+    checkpoints, files = {}, {}
+    for attention in ("linear", "softmax"):
+        checkpoints[attention] = out_dir / "checkpoints" / attention
+        train({**q, "kind": "train", "attention": attention, "dataset": dataset, "data_dir": None,
+               "checkpoint_dir": str(checkpoints[attention]), "threads": threads})
+        made = make_samples({"checkpoint": str(checkpoints[attention]), "out_dir": str(out_dir / "samples"), "images": images,
+                             "completions": completions, "dataset": dataset, "data_dir": None, "seed": seed})
+        files[attention] = made["files"]
+        print(f"{attention}: {made['n_images']} samples and {made['n_completions']} completions with {made['mode']}")
+    steps_trained = q["steps"]
+else:
+    s = read_json(results_dir / "summary.json") if (results_dir / "summary.json").is_file() \
+        else summary.build_summary(results_dir)
+    dataset = s["quality"]["dataset"]
+    checkpoints = {a: results_dir / "checkpoints" / a for a in ("linear", "softmax")
+                   if (results_dir / "checkpoints" / a / "weights.npz").is_file()}
+    files = {a: {k: str(results_dir / v) for k, v in r["files"].items()} for a, r in s["samples"].items() if r.get("status") == "ok"}
+    for a, r in s["samples"].items():
+        if r.get("status") != "ok":
+            print(f"{a}: samples {r.get('status')}: {r.get('reason')}")
+    steps_trained = next((r.get("steps") for r in s["quality"]["runs"].values() if r.get("steps")), None)
+
+fig, axes = plt.subplots(2, max(1, len(files)), figsize=(5 * max(1, len(files)), 5.5), squeeze=False)
+for col, (attention, f) in enumerate(sorted(files.items())):
+    for row, kind in enumerate(("unconditional", "completions")):
+        ax = axes[row, col]
+        ax.imshow(plt.imread(f[kind]), cmap="gray", interpolation="nearest")
+        ax.set_title(f"{attention}: {kind}" + ("\n(rows: occluded, completed, original)" if kind == "completions" else ""),
+                     fontsize=9)
+        ax.axis("off")
+fig.suptitle(f"{dataset}, after {steps_trained} training steps", fontsize=10)
+fig.tight_layout()
+fig.savefig(out_dir / "06_samples.png", metadata={"Software": None})
+
+# %% [markdown]
+# ## 6.2 The same image from every backend
+#
+# One array of uniform noise, shape (N, T, 2), is saved; each backend generates from it with each
+# checkpoint in each mode that fits the attention, in its own process. The float64 numpy reference
+# (`linattn.reference.generate`, in this process) is the arbiter. Expected: identical bytes. A
+# float32 backend may differ from the float64 reference where a uniform falls within rounding
+# distance of a bin edge, so agreement is reported as the fraction of equal bytes; the backends'
+# own tests check exact parity in float64.
+
+# %%
+parity = []
+noise_file = out_dir / "06_noise.npy"
+unavailable = {}
+for attention, ckpt in checkpoints.items():
+    config, params = load_checkpoint(ckpt)
+    noise = np.random.default_rng(seed).random((parity_images, config.seq_len, 2))
+    np.save(noise_file, noise)
+    for mode in [m for m in parity_modes if MODES[m] == attention]:
+        # uncached and cached softmax draw the same bytes (notebook 01); the cached form is far cheaper in numpy
+        reference = ref.generate(params, config, "softmax-cached" if mode == "softmax-uncached" else mode, noise)
+        for backend in parity_backends:
+            if backend in unavailable:
+                parity.append({"attention": attention, "mode": mode, "backend": backend, "status": "unavailable",
+                               "reason": unavailable[backend]})
+                continue
+            out = out_dir / "06_parity" / f"{attention}-{mode}-{backend}.npy"
+            out.parent.mkdir(exist_ok=True)
+            p = subprocess.run([sys.executable, "-m", "replication", "sample", "--checkpoint", str(ckpt), "--mode", mode,
+                                "--noise", str(noise_file), "--out", str(out), "--backend", backend],
+                               capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TQDM_DISABLE": "1"})
+            if p.returncode != 0:
+                reason = (p.stderr.strip().splitlines() or [f"exit status {p.returncode}"])[-1]
+                unavailable[backend] = reason
+                parity.append({"attention": attention, "mode": mode, "backend": backend, "status": "unavailable", "reason": reason})
+                continue
+            drawn = np.load(out).reshape(parity_images, -1)
+            parity.append({"attention": attention, "mode": mode, "backend": backend, "status": "ok",
+                           "equal_to_reference": float(np.mean(drawn == reference)),
+                           "first_difference": None if (drawn == reference).all() else int(np.argmax((drawn != reference).any(0)))})
+for b, why in unavailable.items():
+    print(f"{b}: not run: {why}")
+display(Markdown("| checkpoint | mode | backend | bytes equal to the float64 reference | first differing position |\n|---|---|---|---|---|\n"
+                 + "".join(f"| {r['attention']} | {r['mode']} | {r['backend']} | "
+                           + (f"{r['equal_to_reference']:.2%} | {r['first_difference'] if r['first_difference'] is not None else '-'} |\n"
+                              if r["status"] == "ok" else f"{r['status']} | - |\n")
+                           for r in parity)))
+
+# %%
+shown = [r for r in parity if r["status"] == "ok"]
+if shown:
+    fig, axes = plt.subplots(1, len(shown), figsize=(1.8 * len(shown), 2.4), squeeze=False)
+    for ax, r in zip(axes[0], shown):
+        config, _ = load_checkpoint(checkpoints[r["attention"]])
+        img = np.load(out_dir / "06_parity" / f"{r['attention']}-{r['mode']}-{r['backend']}.npy")
+        ax.imshow(grid(img)[..., 0] if config.image_shape[2] == 1 else grid(img), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{r['attention']}\n{r['mode']}\n{r['backend']}", fontsize=7)
+        ax.axis("off")
+    fig.suptitle("the same noise, every backend", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out_dir / "06_parity.png", metadata={"Software": None})
+
+# %%
+write_json(out_dir / "06_samples.json", {"notebook": "06_samples", "smoke": smoke, "source": None if smoke else str(results_dir),
+                                         "dataset": dataset, "sample_files": files, "parity": parity})
+print("wrote", out_dir / "06_samples.json")
