@@ -88,21 +88,21 @@ def _check_fixture(config, params, expected, dtype, modes=MODES):
 
 
 def test_fixture(case, dtype):
-    """Head outputs, log p and bits/dim (two batches of one), and the samples of every mode."""
+    """Head outputs, log p and bits/dim, and the samples of every mode."""
     config, params, expected = case
     tol = TOLERANCE[dtype]
     m, out = _check_fixture(config, params, expected, dtype)
-    lp = jax.jit(loss.log_prob, static_argnames="config")(jnp.asarray(out), config, jnp.asarray(expected["data"]))
+    lp = jb._log_prob(jnp.asarray(out), config, jnp.asarray(expected["data"]))
     np.testing.assert_allclose(np.asarray(lp), expected["log_prob"], rtol=0, atol=tol["log_prob"])
-    assert abs(jb.bits_per_dim(m, expected["data"], batch_size=1) - expected["bits_per_dim"]) < tol["bits_per_dim"]
+    assert abs(jb.bits_per_dim(m, expected["data"]) - expected["bits_per_dim"]) < tol["bits_per_dim"]
 
 
 def test_fixture_without_jit():
-    """The model and the loops of both softmax modes op by op (the attention forms have their own
-    no-jit tests below): what jit compiles is what the Python says."""
+    """The model and the softmax-cached loop op by op (the attention forms have their own no-jit
+    tests below): what jit compiles is what the Python says."""
     config, params, expected = load_case("softmax_mixture_rgb")
     with jax.disable_jit():
-        _check_fixture(config, params, expected, "float32")
+        _check_fixture(config, params, expected, "float32", modes=["softmax-cached"])
 
 
 def test_attention_fixture(dtype, jit):
@@ -211,8 +211,12 @@ def test_causality_by_gradients(attention):
 def test_same_bytes_as_torch_short(mode, torch_one_thread):
     config, params = random_model(MODES[mode], (4, 4, 3), seed=3)  # T = 48
     noise = np.random.default_rng(4).random((3, config.seq_len, 2))
-    expected = tb.generate(tb.prepare(config, params), mode, noise)
-    np.testing.assert_array_equal(jb.generate(jb.prepare(config, params), mode, noise), expected)
+    tm, m = tb.prepare(config, params), jb.prepare(config, params)
+    np.testing.assert_array_equal(jb.generate(m, mode, noise), tb.generate(tm, mode, noise))
+    prefix = np.random.default_rng(5).integers(0, 256, (3, 20))  # completion of a given first part
+    completed = jb.generate(m, mode, noise, prefix=prefix)
+    np.testing.assert_array_equal(completed[:, :20], prefix)
+    np.testing.assert_array_equal(completed, tb.generate(tm, mode, noise, prefix=prefix))
 
 
 def _teacher_forced(m, data, noise):
@@ -243,7 +247,7 @@ def test_long_images_agree_with_torch_teacher_forced(attention, torch_one_thread
 # --- the API ------------------------------------------------------------------------------------
 
 
-def test_steps_prefix_and_no_recompilation():
+def test_steps_windows_and_no_recompilation():
     config, params, expected = load_case("softmax_mixture_rgb")
     m = jb.prepare(config, params)
     full = expected["sample_softmax-cached"]
@@ -255,6 +259,18 @@ def test_steps_prefix_and_no_recompilation():
     jb.generate(m, "softmax-cached", np.random.default_rng(0).random(expected["noise"].shape), steps=5)
     assert gen.generate._cache_size() == compiled
     jb.uncached_step(m, expected["data"][:, :7])
+    assert jb.time_window(m, "softmax-cached", 2, start=0, steps=5) > 0
+    compiled = jb._run_steps._cache_size()
+    assert jb.time_window(m, "softmax-cached", 2, start=20, steps=5, seed=1) > 0
+    assert jb._run_steps._cache_size() == compiled
+    with pytest.raises(ConfigError, match="window"):
+        jb.time_window(m, "softmax-cached", 2, start=25, steps=5)
+
+
+def test_time_attention():
+    for kind in ("softmax", "softmax-chunked", "linear"):
+        times = jb.time_attention(kind, batch=1, T=12, n_heads=2, d_head=4, repeats=2)
+        assert len(times) == 2 and all(t > 0 for t in times)
 
 
 def test_refusals():
@@ -270,9 +286,11 @@ def test_refusals():
     assert info["backend"] == "jax" and info["version"] == jax.__version__ and info["threads"] >= 1
 
 
-def test_weights_round_trip(tmp_path):
+def test_weights_round_trip_and_batches(tmp_path):
     config, params, expected = load_case("softmax_categorical_gray")
     m = jb.prepare(config, params)
+    bpd = jb.bits_per_dim(m, expected["data"], batch_size=1)  # two batches of one
+    assert abs(bpd - expected["bits_per_dim"]) < TOLERANCE["float32"]["bits_per_dim"]
     save_checkpoint(tmp_path / "ckpt", config, jb.params_of(m))
     config2, params2 = load_checkpoint(tmp_path / "ckpt")
     assert config2 == config
@@ -288,10 +306,10 @@ def test_dropout_only_with_a_key():
     config, params, expected = load_case("linear_mixture_gray")
     config = dataclasses.replace(config, dropout=0.1)
     m = jb.prepare(config, params)
-    fwd = jax.jit(model.forward, static_argnames="config")
-    tokens = jnp.asarray(expected["tokens"])
-    np.testing.assert_allclose(fwd(m.params, config, tokens), expected["out"], rtol=0, atol=TOLERANCE["float32"]["out"])
-    assert np.abs(fwd(m.params, config, tokens, jax.random.key(0)) - expected["out"]).max() > 0.01
+    both = jax.jit(lambda p, t, key: (model.forward(p, config, t), model.forward(p, config, t, key)))
+    plain, dropped = both(m.params, jnp.asarray(expected["tokens"]), jax.random.key(0))
+    np.testing.assert_allclose(plain, expected["out"], rtol=0, atol=TOLERANCE["float32"]["out"])
+    assert np.abs(dropped - expected["out"]).max() > 0.01
 
 
 def test_train_step_mirrors_torch_and_lowers_the_loss(torch_one_thread):

@@ -4,9 +4,12 @@ module (see `linattn.torch_backend`), numpy in and out:
     prepare(config, params, device="cpu", dtype="float32") -> model
     forward(model, tokens) -> (B, T, n_outputs)          parallel form
     bits_per_dim(model, data, batch_size) -> float        data: (N, T) bytes
-    generate(model, mode, noise, steps=None) -> (B, T) uint8
+    generate(model, mode, noise, steps=None, prefix=None) -> (B, T) uint8
     uncached_step(model, prefix)                          one softmax-uncached step (timing)
     info() -> dict                                         versions, threads, device
+
+and, as the torch backend, `params_of(model)`, `generate(..., prefix=)` (completion),
+`time_window` (steps from a late position) and `time_attention` (one attention, forward+backward).
 
 Each function compiles on its first call with new shapes (the speed harness times a warm-up call
 apart, as compile time); later calls with the same shapes reuse the compiled program.
@@ -29,7 +32,7 @@ from ..config import ConfigError, ModelConfig, check_mode
 from ..weights import check_params
 from . import generate as _gen
 from . import model as _model
-from .loss import bits, nats_per_dim
+from .loss import bits, log_prob
 
 NAME = "jax"
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -79,9 +82,7 @@ def _forward(params, config, tokens):
     return _model.forward(params, config, tokens)
 
 
-@partial(jax.jit, static_argnames=("config",))
-def _nats(params, config, data):
-    return nats_per_dim(_model.forward(params, config, _model.input_tokens(data)), config, data)
+_log_prob = jax.jit(log_prob, static_argnames=("config",))
 
 
 def forward(model: Model, tokens):
@@ -95,19 +96,29 @@ def bits_per_dim(model: Model, data, batch_size=32) -> float:
     with jax.default_matmul_precision("float32"):
         for i in range(0, len(data), batch_size):
             chunk = jnp.asarray(data[i : i + batch_size], jnp.int32)
-            total += float(_nats(model.params, model.config, chunk)) * len(chunk)
+            out = _forward(model.params, model.config, _model.input_tokens(chunk))
+            total -= float(_log_prob(out, model.config, chunk).mean()) * len(chunk)
     return bits(total / len(data))
 
 
-def generate(model: Model, mode, noise, steps=None):
+def generate(model: Model, mode, noise, steps=None, prefix=None):
+    """`prefix` (B, P) bytes are kept as given at positions t < P (completion of a partly given
+    image); the rest is sampled from `noise`."""
     check_mode(mode, model.config)
     noise = np.asarray(noise)
     if noise.ndim != 3 or noise.shape[2] != 2:
         raise ConfigError(f"noise must have shape (B, T, 2), got {noise.shape}")
-    if steps is not None and not 0 < steps <= noise.shape[1]:
-        raise ConfigError(f"steps must be in 1..{noise.shape[1]} (the noise's T), got {steps}")
+    B, T = noise.shape[:2]
+    if steps is not None and not 0 < steps <= T:
+        raise ConfigError(f"steps must be in 1..{T} (the noise's T), got {steps}")
+    given = np.full((B, T), -1, dtype=np.int32)
+    if prefix is not None:
+        prefix = np.asarray(prefix)
+        if prefix.ndim != 2 or prefix.shape[0] != B or prefix.shape[1] > T:
+            raise ConfigError(f"prefix must have shape (B={B}, P <= {T}), got {prefix.shape}")
+        given[:, : prefix.shape[1]] = prefix
     with jax.default_matmul_precision("float32"):
-        data = _gen.generate(model.params, model.config, mode, jnp.asarray(noise), steps)
+        data = _gen.generate(model.params, model.config, mode, jnp.asarray(noise), jnp.asarray(given), steps)
     return np.asarray(data).astype(np.uint8)
 
 
@@ -122,6 +133,64 @@ def uncached_step(model: Model, prefix):
     with jax.default_matmul_precision("float32"):
         tokens = _model.input_tokens(jnp.asarray(data))
         _forward(model.params, model.config, tokens)[:, n - 1].block_until_ready()
+
+
+_run_steps = jax.jit(_gen.run_steps, static_argnames=("config",))
+
+
+def time_window(model: Model, mode, batch, start, steps, seed=0):
+    """Seconds to generate positions start .. start+steps-1 of `batch` images from the state those
+    positions see: a key/value cache holding `start` (random) entries, or an (S, z) state, whose
+    cost does not depend on its content. Lets a speed run sample late positions cheaply. The
+    first call for a (mode, batch, steps) compiles; `start` is an argument, not a constant."""
+    import time
+
+    config = model.config
+    check_mode(mode, config)
+    T, L, H, D = config.seq_len, config.n_layers, config.n_heads, config.d_head
+    if not (0 <= start and 0 < steps and start + steps <= T):
+        raise ConfigError(f"the window start={start}, steps={steps} must lie inside 0..{T}")
+    rng = np.random.default_rng(seed)
+    dtype = model.params["embed.weight"].dtype
+    if config.attention == "softmax":
+        state = [tuple(jnp.asarray(rng.standard_normal((batch, H, T, D)), dtype) for _ in "KV") + (jnp.int32(start),)
+                 for _ in range(L)]
+    else:
+        state = [(jnp.asarray(rng.random((batch, H, D, D)), dtype), jnp.asarray(rng.uniform(1.0, 2.0, (batch, H, D)), dtype))
+                 for _ in range(L)]
+    pe = jnp.asarray(_model.position_code(T, config.d_model // 2, dtype)[start : start + steps])
+    u = jnp.asarray(rng.random((steps, batch, 2)), dtype)
+    given = jnp.full((steps, batch), -1, jnp.int32)
+    token = jnp.asarray(rng.integers(0, 256, batch), jnp.int32)
+    jax.block_until_ready((state, pe, u, token))
+    with jax.default_matmul_precision("float32"):
+        t0 = time.perf_counter()
+        jax.block_until_ready(_run_steps(model.params, config, token, state, pe, u, given))
+        return time.perf_counter() - t0
+
+
+def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
+    """Seconds of `repeats` forward+backward passes of one causal attention (after a warm-up, which
+    compiles) on random (B, T, H, D) inputs. kind: "softmax" (the whole T x T scores at once),
+    "softmax-chunked" (queries in blocks of 256, each against the keys up to its end) or "linear"
+    (the chunkwise form)."""
+    import time
+
+    from . import attention as attn
+
+    fn = {"softmax": partial(attn.softmax_attention, block_size=T),
+          "softmax-chunked": partial(attn.softmax_attention, block_size=256),
+          "linear": attn.linear_attention}[kind]
+    grads = jax.jit(jax.grad(lambda q, k, v: fn(q, k, v).sum(), argnums=(0, 1, 2)))
+    with jax.default_device(_device(device)):
+        q, k, v = jax.random.normal(jax.random.key(0), (3, batch, T, n_heads, d_head))
+    times = []
+    for i in range(repeats + 1):
+        t = time.perf_counter()
+        jax.block_until_ready(grads(q, k, v))
+        if i:
+            times.append(time.perf_counter() - t)
+    return times
 
 
 def info() -> dict:

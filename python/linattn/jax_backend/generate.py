@@ -59,19 +59,30 @@ def uncached_width(n, T):
 
 
 @partial(jax.jit, static_argnames=("config", "mode", "steps"))
-def generate(params, config: ModelConfig, mode, noise, steps=None):
-    """(B, T, 2) uniforms -> (B, T) int32 bytes; `steps` stops after that many positions (the
-    rest stay 0). One compiled program per (config, mode, noise shape, steps)."""
+def generate(params, config: ModelConfig, mode, noise, given, steps=None):
+    """(B, T, 2) uniforms -> (B, T) int32 bytes. `given` (B, T) int32 holds, where >= 0, a byte
+    kept instead of sampled (completing a partly given image), else -1. `steps` stops after that
+    many positions (the rest stay 0). One compiled program per (config, mode, shapes, steps)."""
     check_mode(mode, config)
     B, T = noise.shape[:2]
     steps = T if steps is None else steps
     u = noise.astype(params["embed.weight"].dtype).swapaxes(0, 1)  # (T, B, 2): scanned over time
+    g = given.astype(jnp.int32).swapaxes(0, 1)  # (T, B)
     if mode == "softmax-uncached":
-        return _generate_uncached(params, config, u, steps)
-    return _generate_stepwise(params, config, u, steps)
+        return _generate_uncached(params, config, u, g, steps)
+    pe = position_code(T, config.d_model // 2, u.dtype)
+    token = jnp.full((B,), START_TOKEN, jnp.int32)
+    state = empty_state(config, B, u.dtype, max_len=T)
+    ys, _ = run_steps(params, config, token, state, pe[:steps], u[:steps], g[:steps])
+    return jnp.pad(ys.T, ((0, 0), (0, T - steps)))
 
 
-def _generate_uncached(params, config, u, steps):
+def _choose(out, config, u_t, given_t):
+    """The given byte where there is one, else a byte sampled from the head outputs."""
+    return jnp.where(given_t >= 0, given_t, sample_from_head(out, config, u_t))
+
+
+def _generate_uncached(params, config, u, g, steps):
     """Every step re-runs the parallel form on the bytes so far, padded to its segment's width,
     and samples position t from it."""
     T, B = u.shape[:2]
@@ -79,29 +90,27 @@ def _generate_uncached(params, config, u, steps):
     for start, stop, width in segments(steps, T):
 
         def body(data, xs, width=width):
-            t, u_t = xs
+            t, u_t, given_t = xs
             out = forward(params, config, input_tokens(data[:, :width]))
-            byte = sample_from_head(lax.dynamic_index_in_dim(out, t, axis=1, keepdims=False), config, u_t)
+            byte = _choose(lax.dynamic_index_in_dim(out, t, axis=1, keepdims=False), config, u_t, given_t)
             return lax.dynamic_update_index_in_dim(data, byte, t, axis=1), None
 
-        data, _ = lax.scan(body, data, (jnp.arange(start, stop), u[start:stop]))
+        data, _ = lax.scan(body, data, (jnp.arange(start, stop), u[start:stop], g[start:stop]))
     return data
 
 
-def _generate_stepwise(params, config, u, steps):
-    """softmax-cached and linear-recurrent: `forward_step` with the state (the key/value cache,
-    or S and z per layer) and the last byte as the carry of one scan."""
-    T, B = u.shape[:2]
-    dtype = params["embed.weight"].dtype
-    pe = position_code(T, config.d_model // 2, dtype)
+def run_steps(params, config: ModelConfig, token, state, pe, u, given):
+    """The loop of softmax-cached and linear-recurrent: one `forward_step` per row of pe (n, C/2),
+    u (n, B, 2) and given (n, B), from the last byte `token` (B,) and `state` (the key/value cache,
+    or S and z per layer), both the carry of one scan. Returns the n bytes (n, B) and the final
+    (token, state)."""
 
     def body(carry, xs):
         token, state = carry
-        pe_t, u_t = xs
+        pe_t, u_t, given_t = xs
         out, state = forward_step(params, config, token, pe_t, state)
-        token = sample_from_head(out, config, u_t)
+        token = _choose(out, config, u_t, given_t)
         return (token, state), token
 
-    carry = (jnp.full((B,), START_TOKEN, jnp.int32), empty_state(config, B, dtype, max_len=T))
-    _, ys = lax.scan(body, carry, (pe[:steps], u[:steps]))
-    return jnp.pad(ys.T, ((0, 0), (0, T - steps)))
+    carry, ys = lax.scan(body, (token, state), (pe, u, given))
+    return ys, carry
