@@ -41,7 +41,7 @@
 smoke = True  # True: measure at toy settings here (CI); False: read a study's results folder
 results_dir = None  # smoke=False: a results folder; None = the newest finished run in results/index.json
 out_dir = None  # where results are written; None: a temporary folder (smoke) or RESULTS_DIR/notebooks
-threads = 0  # CPU threads for the smoke measurements; 0 = all cores
+threads = None  # CPU threads; None: 1 in smoke mode (steady on a shared machine), all cores otherwise
 # smoke measurements
 models = ["mnist"]
 modes = ["softmax-uncached", "softmax-cached", "linear-recurrent"]
@@ -65,9 +65,10 @@ from IPython.display import Markdown, display
 
 from replication import roofline, summary
 from replication.run import RESULTS, read_json, write_json
-from replication.speed import measure, summary_line, validate_uncached
+from replication.speed import measure, pin_threads, summary_line, validate_uncached
 
-threads = threads or os.cpu_count()
+threads = threads or (1 if smoke else os.cpu_count())
+pin_threads(threads)  # this process and the backends it starts
 claims = summary.load_claims()
 
 if smoke:
@@ -182,24 +183,27 @@ for key, d in decomposition.items():
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 colors = {"softmax-uncached": "tab:red", "softmax-cached": "tab:orange", "linear-recurrent": "tab:blue"}
+styles = {"torch": "o-", "jax": "s--", "julia": "^:"}
 ax = axes[0]
-labels = sorted({(r["backend"], r["model"], r["batch"]) for r in ok})
-x = np.arange(len(labels))
-for i, mode in enumerate(colors):
-    vals = [next((r["images_per_second"] for r in ok if (r["backend"], r["model"], r["batch"]) == lab and r["mode"] == mode), np.nan)
-            for lab in labels]
-    ax.bar(x + (i - 1) * 0.27, vals, 0.27, color=colors[mode], label=mode)
-ax.set_xticks(x, [f"{b}\n{m} b{n}" for b, m, n in labels], fontsize=7)
+for (backend, model, mode) in sorted({(r["backend"], r["model"], r["mode"]) for r in ok}):
+    pts = sorted((r["batch"], r["images_per_second"]) for r in ok if (r["backend"], r["model"], r["mode"]) == (backend, model, mode))
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], styles.get(backend, "o-"), color=colors[mode],
+            label=f"{mode} ({backend}, {model})")
+for model in sorted({r["model"] for r in ok}):
+    for mode, ips in claims["C1"]["images_per_second"][model].items():
+        ax.axhline(ips, color=colors[mode], lw=0.8, ls=":")
+ax.set_xscale("log", base=2)
 ax.set_yscale("log")
+ax.set_xlabel("batch (images generated together)")
 ax.set_ylabel("images per second (higher is better)")
-ax.set_title("C1: throughput by mode and batch", fontsize=9)
+ax.set_title("C1: throughput vs batch (dotted: the paper's, on a GPU)", fontsize=9)
 ax.legend(fontsize=7)
 ax = axes[1]
 for model in sorted({r["model"] for r in ok}):
     paper = claims["C2"]["seconds_per_image_cpu"][model]
     ours = {r["mode"]: r["seconds_per_image"] for r in ok if r["model"] == model and r["batch"] == 1 and r["backend"] == "torch"}
     ax.plot(list(colors), [paper[m] for m in colors], "s--", label=f"{model}: paper, CPU (Table 5)")
-    ax.plot(list(colors), [ours.get(m, np.nan) for m in colors], "o-", label=f"{model}: ours, torch, {threads} threads")
+    ax.plot(list(colors), [ours.get(m, np.nan) for m in colors], "o-", label=f"{model}: ours, torch, {threads} thread(s)")
 ax.set_yscale("log")
 ax.set_ylabel("seconds per image at batch 1 (lower is better)")
 ax.set_title("C2: latency at batch 1", fontsize=9)

@@ -44,9 +44,8 @@ smoke = True  # True: train tiny models here (CI); False: read a study's results
 results_dir = None  # smoke=False: a results folder; None = the newest finished run in results/index.json
 out_dir = None  # where results are written; None: a temporary folder (smoke) or RESULTS_DIR/notebooks
 profile = "smoke"  # smoke=True: the profile whose [quality] settings are trained (replication/configs/profiles/)
-threads = 0  # CPU threads; 0 = all cores
+threads = None  # CPU threads; None: 1 in smoke mode (steady on a shared machine), all cores otherwise
 eval_backends = ["torch", "jax", "julia"]  # each scores the checkpoints in its own process (`replication eval`)
-eval_attentions = None  # checkpoints scored by every backend; None: ["linear"] (smoke), both (full)
 eval_images = 8  # test images scored by each backend
 
 # %%
@@ -69,10 +68,11 @@ from replication import summary
 from replication.profiles import load_profile
 from replication.provenance import ROOT
 from replication.run import RESULTS, read_json, write_json
+from replication.speed import pin_threads
 from replication.train import load_bytes, pick_dataset, train
 
-threads = threads or os.cpu_count()
-eval_attentions = eval_attentions or (["linear"] if smoke else ["linear", "softmax"])
+threads = threads or (1 if smoke else os.cpu_count())
+pin_threads(threads)  # this process and the backends it starts
 claims = summary.load_claims()
 if smoke:
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="nb03-"))
@@ -182,8 +182,7 @@ if ok:
     test = load_bytes(dataset, "test", n=eval_images, image_shape=cfg.image_shape)
     images_file = out_dir / "03_test_images.npy"
     np.save(images_file, test.reshape((len(test),) + cfg.image_shape))
-    for attention in [a for a in eval_attentions if a in ok]:
-        r = ok[attention]
+    for attention, r in ok.items():
         for backend in eval_backends:
             p = subprocess.run([sys.executable, "-m", "replication", "eval", "--checkpoint", r["checkpoint"],
                                 "--images", str(images_file), "--backend", backend],
@@ -196,7 +195,7 @@ if ok:
 for row in scores:
     print(f"{row['attention']:8s} {row['backend']:6s} " + (f"bits/dim {row['bits_per_dim']:.6f} on {row['n_images']} images"
                                                       if row["status"] == "ok" else f"{row['status']}: {row['reason']}"))
-for attention in eval_attentions:
+for attention in ok:
     vals = [row["bits_per_dim"] for row in scores if row["attention"] == attention and row["status"] == "ok"]
     if len(vals) > 1:
         print(f"{attention}: largest difference between backends {max(vals) - min(vals):.1e} bits/dim")

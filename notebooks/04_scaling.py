@@ -34,7 +34,7 @@
 # sequence; the exponent of time in $N$ from a log-log fit (`replication.summary.scaling_fit`,
 # over $N \ge 1024$), compared with the paper's 2 and 1 by `claim_c4`.
 #
-# - `smoke = True`: the PyTorch backend in this process, short sequences ($N \le 1024$), small
+# - `smoke = True`: the PyTorch backend in this process, short sequences ($N \le 2048$), small
 #   heads; times only (a clean peak-memory reading needs a fresh process per point, which the
 #   study does): memory is shown as the driver's *estimate* (`replication.estimates.attention`).
 # - `smoke = False`: reads a study's results folder: every backend, $N$ up to 16,384 on a CPU (the
@@ -44,12 +44,12 @@
 smoke = True  # True: measure short sequences here (CI); False: read a study's results folder
 results_dir = None  # smoke=False: a results folder; None = the newest finished run in results/index.json
 out_dir = None  # where results are written; None: a temporary folder (smoke) or RESULTS_DIR/notebooks
-threads = 0  # CPU threads; 0 = all cores
+threads = None  # CPU threads; None: 1 in smoke mode (steady on a shared machine), all cores otherwise
 # smoke measurements
-lengths = [256, 512, 1024]
+lengths = [256, 512, 1024, 2048]
 attentions = ["softmax", "softmax-chunked", "linear"]
 n_heads, d_head = 2, 16
-tokens_per_batch = 1024  # batch = max(1, tokens_per_batch // N), as the paper scales it
+tokens_per_batch = 2048  # batch = max(1, tokens_per_batch // N), as the paper scales it
 repeats = 2
 
 # %%
@@ -66,8 +66,10 @@ from IPython.display import Markdown, display
 
 from replication import estimates, summary
 from replication.run import RESULTS, read_json, write_json
+from replication.speed import pin_threads
 
-threads = threads or os.cpu_count()
+threads = threads or (1 if smoke else os.cpu_count())
+pin_threads(threads)  # this process and the backends it starts
 claims = summary.load_claims()
 if smoke:
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="nb04-"))

@@ -45,7 +45,7 @@ modes = None  # None: ["linear-recurrent"] (smoke), ["softmax-cached", "linear-r
 batch = 1
 steps = None  # steps per timed window; None: 4 (smoke), 32 (full)
 repeats = None  # None: 1 (smoke), 3 (full)
-threads = 0  # CPU threads per backend; 0 = all cores
+threads = None  # CPU threads; None: 1 in smoke mode (steady on a shared machine), all cores otherwise
 
 # %%
 import json
@@ -65,8 +65,10 @@ from IPython.display import Markdown, display
 from replication import summary
 from replication.provenance import ROOT, provenance
 from replication.run import RESULTS, read_json, write_json
+from replication.speed import pin_threads
 
-threads = threads or os.cpu_count()
+threads = threads or (1 if smoke else os.cpu_count())
+pin_threads(threads)  # this process and the backends it starts
 modes = modes or (["linear-recurrent"] if smoke else ["softmax-cached", "linear-recurrent"])
 steps = steps or (4 if smoke else 32)
 repeats = repeats or (1 if smoke else 3)
@@ -127,25 +129,28 @@ display(Markdown(f"**{c5['id']}: {c5['title']}** ({c5['source']}). Measured: {',
 
 # %%
 ok = [r for r in rows if r["status"] == "ok"]
-fig, ax = plt.subplots(figsize=(7, 3.6))
-x = np.arange(len(modes))
-width = 0.8 / max(1, len(backends))
-for i, backend in enumerate(backends):
-    vals = [next((r["seconds_per_image"] for r in ok if r["backend"] == backend and r["mode"] == m), np.nan) for m in modes]
-    bars = ax.bar(x + (i - (len(backends) - 1) / 2) * width, vals, width, label=backend)
-    if status.get(backend, {}).get("status") != "ok":
-        for b in bars:
-            ax.text(b.get_x() + b.get_width() / 2, 0.02, "not run", transform=ax.get_xaxis_transform(), ha="center",
-                    rotation=90, fontsize=7)
-floor = {m: next((r["roofline_seconds_per_image"] for r in ok if r["mode"] == m), np.nan) for m in modes}
-ax.scatter(x, [floor[m] for m in modes], marker="_", s=2000, color="black", label="roofline floor")
 paper = claims["C2"]["seconds_per_image_cpu"].get(model, {})
-ax.scatter(x, [paper.get(m, np.nan) for m in modes], marker="*", s=80, color="gray", label="paper, CPU (Table 5)")
-ax.set_xticks(x, modes)
-ax.set_yscale("log")
-ax.set_ylabel(f"seconds per {model} image, batch {batch}")
-ax.set_title(f"each backend in its own process, {threads} threads", fontsize=9)
-ax.legend(fontsize=7)
+fig, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 3.6), squeeze=False)
+for ax, mode in zip(axes[0], modes):
+    x = np.arange(len(backends))
+    vals = [next((r["seconds_per_image"] for r in ok if r["backend"] == b and r["mode"] == mode), np.nan) for b in backends]
+    ax.bar(x, vals, 0.6, color=[f"C{i}" for i in range(len(backends))])
+    for i, v in enumerate(vals):
+        if np.isnan(v):
+            ax.text(i, 0.5, "not run:\n" + status.get(backends[i], {}).get("status", "?"), transform=ax.get_xaxis_transform(),
+                    ha="center", va="center", fontsize=8, color="gray")
+    floor = next((r["roofline_seconds_per_image"] for r in ok if r["mode"] == mode), None)
+    if floor:
+        ax.axhline(floor, color="black", lw=1, ls="--", label="roofline floor (this machine)")
+    if mode in paper:
+        ax.axhline(paper[mode], color="gray", lw=1, ls=":", label="paper, CPU (Table 5)")
+    ax.set_xticks(x, backends)
+    ax.set_xlim(-0.6, len(backends) - 0.4)
+    ax.set_yscale("log")
+    ax.set_title(mode, fontsize=9)
+    ax.legend(fontsize=7)
+axes[0, 0].set_ylabel(f"seconds per {model} image, batch {batch}")
+fig.suptitle(f"each backend in its own process, {threads} thread(s)", fontsize=9)
 fig.tight_layout()
 fig.savefig(out_dir / "05_julia_vs_python.png", metadata={"Software": None})
 

@@ -36,12 +36,12 @@ smoke = True  # True: tiny models trained here (CI); False: a study's checkpoint
 results_dir = None  # smoke=False: a results folder; None = the newest finished run in results/index.json
 out_dir = None  # where results are written; None: a temporary folder (smoke) or RESULTS_DIR/notebooks
 profile = "smoke"  # smoke=True: the profile whose [quality] settings are trained
-threads = 0  # CPU threads; 0 = all cores
+threads = None  # CPU threads; None: 1 in smoke mode (steady on a shared machine), all cores otherwise
 images = 4  # unconditional samples per model
 completions = 2  # test images whose lower half is generated
 parity_backends = ["torch", "jax", "julia"]
 parity_images = 2  # images drawn by each backend from the same noise
-parity_modes = None  # None: ["linear-recurrent"] (smoke), all three modes (full)
+parity_modes = None  # None: the two step modes (smoke), all three modes (full)
 seed = 0
 
 # %%
@@ -65,11 +65,13 @@ from replication import summary
 from replication.profiles import load_profile
 from replication.provenance import ROOT
 from replication.run import RESULTS, read_json, write_json
+from replication.speed import pin_threads
 from replication.samples import grid, make_samples
 from replication.train import pick_dataset, train
 
-threads = threads or os.cpu_count()
-parity_modes = parity_modes or (["linear-recurrent"] if smoke else list(MODES))
+threads = threads or (1 if smoke else os.cpu_count())
+pin_threads(threads)  # this process and the backends it starts
+parity_modes = parity_modes or (["linear-recurrent", "softmax-cached"] if smoke else list(MODES))
 if smoke:
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="nb06-"))
 else:
