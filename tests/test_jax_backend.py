@@ -92,7 +92,7 @@ def test_fixture(case, dtype):
     config, params, expected = case
     tol = TOLERANCE[dtype]
     m, out = _check_fixture(config, params, expected, dtype)
-    lp = jb._log_prob(jnp.asarray(out), config, jnp.asarray(expected["data"]))
+    lp = jb._log_prob(jnp.asarray(out), config, jnp.asarray(expected["data"]))  # bits_per_dim's, compiled once
     np.testing.assert_allclose(np.asarray(lp), expected["log_prob"], rtol=0, atol=tol["log_prob"])
     assert abs(jb.bits_per_dim(m, expected["data"]) - expected["bits_per_dim"]) < tol["bits_per_dim"]
 

@@ -8,8 +8,8 @@ module (see `linattn.torch_backend`), numpy in and out:
     uncached_step(model, prefix)                          one softmax-uncached step (timing)
     info() -> dict                                         versions, threads, device
 
-and, as the torch backend, `params_of(model)`, `generate(..., prefix=)` (completion),
-`time_window` (steps from a late position) and `time_attention` (one attention, forward+backward).
+and, as the torch backend, `params_of(model)`, `time_window` (steps from a late position) and
+`time_attention` (one attention layer, forward and backward).
 
 Each function compiles on its first call with new shapes (the speed harness times a warm-up call
 apart, as compile time); later calls with the same shapes reuse the compiled program.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from functools import partial
 
 import jax
@@ -30,6 +31,7 @@ import numpy as np
 
 from ..config import ConfigError, ModelConfig, check_mode
 from ..weights import check_params
+from . import attention as _attn
 from . import generate as _gen
 from . import model as _model
 from .loss import bits, log_prob
@@ -143,8 +145,6 @@ def time_window(model: Model, mode, batch, start, steps, seed=0):
     positions see: a key/value cache holding `start` (random) entries, or an (S, z) state, whose
     cost does not depend on its content. Lets a speed run sample late positions cheaply. The
     first call for a (mode, batch, steps) compiles; `start` is an argument, not a constant."""
-    import time
-
     config = model.config
     check_mode(mode, config)
     T, L, H, D = config.seq_len, config.n_layers, config.n_heads, config.d_head
@@ -174,13 +174,9 @@ def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     compiles) on random (B, T, H, D) inputs. kind: "softmax" (the whole T x T scores at once),
     "softmax-chunked" (queries in blocks of 256, each against the keys up to its end) or "linear"
     (the chunkwise form)."""
-    import time
-
-    from . import attention as attn
-
-    fn = {"softmax": partial(attn.softmax_attention, block_size=T),
-          "softmax-chunked": partial(attn.softmax_attention, block_size=256),
-          "linear": attn.linear_attention}[kind]
+    fn = {"softmax": partial(_attn.softmax_attention, block_size=T),
+          "softmax-chunked": partial(_attn.softmax_attention, block_size=256),
+          "linear": _attn.linear_attention}[kind]
     grads = jax.jit(jax.grad(lambda q, k, v: fn(q, k, v).sum(), argnums=(0, 1, 2)))
     with jax.default_device(_device(device)):
         q, k, v = jax.random.normal(jax.random.key(0), (3, batch, T, n_heads, d_head))
@@ -199,6 +195,8 @@ def info() -> dict:
         "backend": NAME,
         "version": jax.__version__,
         "device": f"{device.platform}: {device.device_kind}",
-        "threads": len(os.sched_getaffinity(0)),
+        # XLA's CPU thread pool has one thread per core, unless XLA_FLAGS turns it off (as
+        # `replication speed --threads 1` does); a batch-1 step runs on one of them.
+        "threads": 1 if "xla_cpu_multi_thread_eigen=false" in os.environ.get("XLA_FLAGS", "") else len(os.sched_getaffinity(0)),
         "x64": bool(jax.config.jax_enable_x64),
     }
