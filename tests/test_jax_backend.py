@@ -1,8 +1,8 @@
 """The JAX backend against the shared fixtures, the numpy reference and the torch backend.
 
 float64 cases run inside `jax.enable_x64(True)` (the `dtype` fixture), float32 ones outside it,
-as JAX runs by default. `test_fixture_without_jit` and the `jit` fixture run the code op by op
-(`jax.disable_jit()`) as well as compiled. Every compilation costs ~0.5 s on 2 cores, so tests jit whole functions rather
+as JAX runs by default. The tests marked "no-jit" run the code op by op (`jax.disable_jit()`) as
+well as compiled. Every compilation costs ~0.5 s on 2 cores, so tests jit whole functions rather
 than run many small ops eagerly (each of which compiles on its own).
 """
 
@@ -37,14 +37,6 @@ def dtype(request):
         yield request.param
 
 
-@pytest.fixture(params=["jit", "no-jit"])
-def jit(request):
-    """Run the test compiled, and again op by op (`jax.disable_jit()`)."""
-    if request.param == "no-jit":
-        with jax.disable_jit():
-            yield request.param
-    else:
-        yield request.param
 
 
 @pytest.fixture
@@ -70,7 +62,7 @@ def random_model(attention, image_shape, seed=0, d_model=32, n_heads=4, n_layers
 # --- the shared fixtures ------------------------------------------------------------------------
 
 
-def _check_fixture(config, params, expected, dtype, modes=MODES):
+def _check_fixture(config, params, expected, dtype, modes):
     tol = TOLERANCE[dtype]
     m = jb.prepare(config, params, dtype=dtype)
     out = jb.forward(m, expected["tokens"])
@@ -83,15 +75,16 @@ def _check_fixture(config, params, expected, dtype, modes=MODES):
             assert sample.dtype == np.uint8
             np.testing.assert_array_equal(sample, expected[f"sample_{mode}"], err_msg=mode)
             checked += 1
-    assert checked
+    assert checked or not modes
     return m, out
 
 
 def test_fixture(case, dtype):
-    """Head outputs, log p and bits/dim, and the samples of every mode."""
+    """Head outputs, log p and bits/dim; the samples of every mode in float32 (the float64
+    samples are the same bytes, and compiling the loops again costs seconds)."""
     config, params, expected = case
     tol = TOLERANCE[dtype]
-    m, out = _check_fixture(config, params, expected, dtype)
+    m, out = _check_fixture(config, params, expected, dtype, MODES if dtype == "float32" else ())
     lp = jb._log_prob(jnp.asarray(out), config, jnp.asarray(expected["data"]))  # bits_per_dim's, compiled once
     np.testing.assert_allclose(np.asarray(lp), expected["log_prob"], rtol=0, atol=tol["log_prob"])
     assert abs(jb.bits_per_dim(m, expected["data"]) - expected["bits_per_dim"]) < tol["bits_per_dim"]
@@ -105,20 +98,31 @@ def test_fixture_without_jit():
         _check_fixture(config, params, expected, "float32", modes=["softmax-cached"])
 
 
-def test_attention_fixture(dtype, jit):
+def _check_attention_fixture(dtype, jit=True):
     a = load_attention()
     tol = TOLERANCE[dtype]["attention"]
+    blocks = 3 if jit else 7  # blocks of 3 over T = 7 compiled only: op by op each op compiles
 
     @jax.jit
-    def forms(q, k, v):  # the blocked forms (blocks of 3 over T = 7) compiled only: op by op is slow
-        return (attn.softmax_attention(q, k, v), attn.softmax_attention(q, k, v, block_size=3 if jit == "jit" else 7),
-                attn.linear_attention(q, k, v), attn.linear_attention(q, k, v, chunk_size=3 if jit == "jit" else 7))
+    def forms(q, k, v):
+        return (attn.softmax_attention(q, k, v), attn.softmax_attention(q, k, v, block_size=blocks),
+                attn.linear_attention(q, k, v), attn.linear_attention(q, k, v, chunk_size=blocks))
 
-    soft, soft_blocked, lin, lin_chunked = forms(*(jnp.asarray(a[n], dtype=dtype) for n in "qkv"))
+    with jax.disable_jit(not jit):
+        soft, soft_blocked, lin, lin_chunked = forms(*(jnp.asarray(a[n], dtype=dtype) for n in "qkv"))
     for o in (soft, soft_blocked):
         np.testing.assert_allclose(o, a["softmax_attention"], rtol=0, atol=tol)
     for o in (lin, lin_chunked):
         np.testing.assert_allclose(o, a["linear_attention"], rtol=0, atol=tol)
+
+
+def test_attention_fixture(dtype):
+    _check_attention_fixture(dtype)
+
+
+def test_attention_fixture_without_jit():
+    with jax.enable_x64(True):
+        _check_attention_fixture("float64", jit=False)
 
 
 # --- the attention forms agree ------------------------------------------------------------------
@@ -145,13 +149,14 @@ def test_blocked_softmax_attention_equals_plain():
     np.testing.assert_allclose(np.asarray(o), reference.softmax_attention(q, k, v), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["softmax", "linear"])
+@pytest.mark.parametrize("kind, jit", [("softmax", "jit"), ("linear", "jit"), ("linear", "no-jit")])
 def test_recurrent_attention_equals_parallel(kind, jit):
     """The recurrent twin stepped over a whole sequence; the softmax cache read in blocks of 8
-    (so every branch of its switch runs)."""
+    (so every branch of its switch runs). Op by op for linear only: `test_fixture_without_jit`
+    runs the softmax twin so."""
     T, (q, k, v) = 30, _qkv(30)
     B, _, H, D = q.shape
-    with jax.enable_x64(True):
+    with jax.enable_x64(True), jax.disable_jit(jit == "no-jit"):
         if kind == "softmax":
             step = jax.jit(lambda q, k, v, s: attn.softmax_attention_recurrent(q, k, v, s, block_size=8))
             state = (jnp.zeros((B, H, T, D)), jnp.zeros((B, H, T, D)), jnp.zeros((), jnp.int32))
