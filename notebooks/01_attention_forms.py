@@ -38,7 +38,7 @@ out_dir = None  # where results are written; None: a temporary folder (smoke) or
 # equivalence checks (always small: they run the float64 reference)
 B, T, H, D = 2, 37, 2, 8  # batch, time, heads, head size (T not a multiple of the chunk size on purpose)
 chunk_size = 8  # the chunkwise-parallel form's chunk (GLA, arXiv 2312.06635)
-tiny_model = dict(n_layers=2, n_heads=2, d_model=16, n_mixtures=3, image_shape=[6, 6, 1])
+tiny_model = {"n_layers": 2, "n_heads": 2, "d_model": 16, "n_mixtures": 3, "image_shape": [6, 6, 1]}
 # cost per step vs position; None: the smoke value (first) or the full one (second)
 cost_model = None  # "mnist" / "cifar": a preset of the paper's sizes (replication/configs/models.toml)
 cost_batch = None  # 4 / 8
@@ -108,7 +108,7 @@ def run_recurrent(step, state, q, k, v):
 
 
 tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
-f64 = dict(dtype=torch.float64)
+f64 = {"dtype": torch.float64}
 forms = {
     "linear: reference parallel": ref.linear_attention(q, k, v),
     "linear: reference recurrent": run_recurrent(ref.linear_attention_recurrent,

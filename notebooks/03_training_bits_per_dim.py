@@ -186,7 +186,7 @@ if ok:
         for backend in eval_backends:
             p = subprocess.run([sys.executable, "-m", "replication", "eval", "--checkpoint", r["checkpoint"],
                                 "--images", str(images_file), "--backend", backend],
-                               capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TQDM_DISABLE": "1"})
+                               check=False, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TQDM_DISABLE": "1"})
             if p.returncode == 0:
                 scores.append({"attention": attention, "backend": backend, "status": "ok", **json.loads(p.stdout)})
             else:

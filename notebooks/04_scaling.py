@@ -99,8 +99,8 @@ if smoke:
     for attention in attentions:
         for N in lengths:
             batch = max(1, tokens_per_batch // N)
-            task = dict(kind="attention", backend="torch", attention=attention, T=N, batch=batch, n_heads=n_heads,
-                        d_head=d_head, repeats=repeats, threads=threads)
+            task = {"kind": "attention", "backend": "torch", "attention": attention, "T": N, "batch": batch,
+                    "n_heads": n_heads, "d_head": d_head, "repeats": repeats, "threads": threads}
             seconds = tb.time_attention(attention, batch, N, n_heads, d_head, repeats)
             med = float(np.median(seconds))
             # the row shape of summary.json's "scaling" list; memory: the estimate of the tensors held

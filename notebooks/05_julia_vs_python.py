@@ -89,7 +89,7 @@ for backend in backends:
             continue
         cmd = [sys.executable, "-m", "replication", "speed", "--backend", backend, "--model", model, "--mode", mode,
                "--batch", str(batch), "--steps", str(steps), "--repeats", str(repeats), "--threads", str(threads), "--json"]
-        p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TQDM_DISABLE": "1"})
+        p = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TQDM_DISABLE": "1"})
         if p.returncode == 0:
             r = json.loads(p.stdout)
             write_json(out_dir / "05_julia_vs_python" / f"{backend}-{model}-{mode}-b{batch}.json", r)
