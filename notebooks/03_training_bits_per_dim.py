@@ -67,7 +67,7 @@ from linattn.config import ModelConfig
 from replication import summary
 from replication.profiles import load_profile
 from replication.provenance import ROOT
-from replication.run import RESULTS, read_json, write_json
+from replication.run import newest_results, write_json
 from replication.speed import pin_threads
 from replication.train import load_bytes, pick_dataset, train
 
@@ -77,11 +77,7 @@ claims = summary.load_claims()
 if smoke:
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="nb03-"))
 else:
-    index = read_json(RESULTS / "index.json")["runs"] if (RESULTS / "index.json").is_file() else []
-    finished = [r for r in index if r.get("finished")]
-    if results_dir is None and not finished:
-        raise FileNotFoundError("no finished study in results/: run `make study` (or set results_dir)")
-    results_dir = Path(results_dir or RESULTS / max(finished, key=lambda r: r["started"])["folder"])
+    results_dir = Path(results_dir) if results_dir else newest_results()
     out_dir = Path(out_dir or results_dir / "notebooks")
 out_dir.mkdir(parents=True, exist_ok=True)
 print("writing to", out_dir, "" if smoke else f"; reading {results_dir}")
@@ -101,8 +97,7 @@ if smoke:
     quality = {"dataset": dataset, "runs": runs}
     hyper = q
 else:
-    s = read_json(results_dir / "summary.json") if (results_dir / "summary.json").is_file() \
-        else summary.build_summary(results_dir)
+    s = summary.load_summary(results_dir)
     quality = s["quality"]
     runs = quality["runs"]
     hyper = {h["name"]: h["value"] for h in s["hyperparameters"] if h["section"] == "quality"}

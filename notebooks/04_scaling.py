@@ -65,7 +65,7 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from replication import estimates, summary
-from replication.run import RESULTS, read_json, write_json
+from replication.run import newest_results, write_json
 from replication.speed import pin_threads
 
 threads = threads or (1 if smoke else os.cpu_count())
@@ -74,11 +74,7 @@ claims = summary.load_claims()
 if smoke:
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="nb04-"))
 else:
-    index = read_json(RESULTS / "index.json")["runs"] if (RESULTS / "index.json").is_file() else []
-    finished = [r for r in index if r.get("finished")]
-    if results_dir is None and not finished:
-        raise FileNotFoundError("no finished study in results/: run `make study` (or set results_dir)")
-    results_dir = Path(results_dir or RESULTS / max(finished, key=lambda r: r["started"])["folder"])
+    results_dir = Path(results_dir) if results_dir else newest_results()
     out_dir = Path(out_dir or results_dir / "notebooks")
 out_dir.mkdir(parents=True, exist_ok=True)
 print("writing to", out_dir, "" if smoke else f"; reading {results_dir}")
@@ -112,8 +108,7 @@ if smoke:
             print(f"{attention:16s} N={N:6d} batch {batch:3d}: {med / batch * 1e3:8.2f} ms per sequence")
     compute = []
 else:
-    s = read_json(results_dir / "summary.json") if (results_dir / "summary.json").is_file() \
-        else summary.build_summary(results_dir)
+    s = summary.load_summary(results_dir)
     scaling, machine = s["scaling"], s["run"]["machine"]
     compute = [c for c in s["compute"] if c["claim"] == "C4"]
     for r in scaling:

@@ -64,7 +64,7 @@ from IPython.display import Markdown, display
 
 from replication import summary
 from replication.provenance import ROOT, provenance
-from replication.run import RESULTS, read_json, write_json
+from replication.run import RESULTS, newest_results, write_json
 from replication.speed import pin_threads
 
 threads = threads or (1 if smoke else os.cpu_count())
@@ -163,12 +163,11 @@ fig.savefig(out_dir / "05_julia_vs_python.png", metadata={"Software": None})
 # %%
 study = None
 if not smoke:
-    index = read_json(RESULTS / "index.json")["runs"] if (RESULTS / "index.json").is_file() else []
-    finished = [r for r in index if r.get("finished")]
-    if results_dir or finished:
-        results_dir = Path(results_dir or RESULTS / max(finished, key=lambda r: r["started"])["folder"])
-        study = read_json(results_dir / "summary.json") if (results_dir / "summary.json").is_file() \
-            else summary.build_summary(results_dir)
+    try:
+        results_dir = Path(results_dir) if results_dir else newest_results()
+        study = summary.load_summary(results_dir)
+    except FileNotFoundError:
+        pass
 if study:
     c5_study = next(c for c in study["claims"] if c["id"] == "C5")
     print(f"{results_dir}: measured {c5_study['backends_measured']}, missing {list(c5_study['backends_missing'])}")

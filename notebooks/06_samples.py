@@ -64,7 +64,7 @@ from linattn.weights import load_checkpoint
 from replication import summary
 from replication.profiles import load_profile
 from replication.provenance import ROOT
-from replication.run import RESULTS, read_json, write_json
+from replication.run import newest_results, write_json
 from replication.samples import grid, make_samples
 from replication.speed import pin_threads
 from replication.train import pick_dataset, train
@@ -74,11 +74,7 @@ pin_threads(threads)  # this process and the backends it starts
 if smoke:
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="nb06-"))
 else:
-    index = read_json(RESULTS / "index.json")["runs"] if (RESULTS / "index.json").is_file() else []
-    finished = [r for r in index if r.get("finished")]
-    if results_dir is None and not finished:
-        raise FileNotFoundError("no finished study in results/: run `make study` (or set results_dir)")
-    results_dir = Path(results_dir or RESULTS / max(finished, key=lambda r: r["started"])["folder"])
+    results_dir = Path(results_dir) if results_dir else newest_results()
     out_dir = Path(out_dir or results_dir / "notebooks")
 out_dir.mkdir(parents=True, exist_ok=True)
 print("writing to", out_dir, "" if smoke else f"; reading {results_dir}")
@@ -101,8 +97,7 @@ if smoke:
         print(f"{attention}: {made['n_images']} samples and {made['n_completions']} completions with {made['mode']}")
     steps_trained = q["steps"]
 else:
-    s = read_json(results_dir / "summary.json") if (results_dir / "summary.json").is_file() \
-        else summary.build_summary(results_dir)
+    s = summary.load_summary(results_dir)
     dataset = s["quality"]["dataset"]
     checkpoints = {a: results_dir / "checkpoints" / a for a in ("linear", "softmax")
                    if (results_dir / "checkpoints" / a / "weights.npz").is_file()}

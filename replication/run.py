@@ -102,6 +102,15 @@ def read_json(path):
         return json.load(f)
 
 
+def newest_results(results=RESULTS) -> Path:
+    """The most recently started finished run folder listed in results/index.json."""
+    index = read_json(results / "index.json")["runs"] if (results / "index.json").is_file() else []
+    finished = [r for r in index if r.get("finished")]
+    if not finished:
+        raise FileNotFoundError(f"no finished study in {results}: run `make study` (or name a results folder)")
+    return results / max(finished, key=lambda r: r["started"])["folder"]
+
+
 def available_memory_bytes() -> int:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

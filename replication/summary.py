@@ -58,6 +58,12 @@ def _experiments(folder, run):
         yield eid, rec, result
 
 
+def load_summary(folder) -> dict:
+    """A run folder's summary.json, or built from its experiments if the run did not finish."""
+    folder = Path(folder)
+    return read_json(folder / "summary.json") if (folder / "summary.json").is_file() else build_summary(folder)
+
+
 def build_summary(folder) -> dict:
     folder = Path(folder)
     run = read_json(folder / "run.json")
