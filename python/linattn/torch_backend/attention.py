@@ -82,12 +82,18 @@ def linear_attention(q, k, v, chunk_size=64):
     mask = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
     A = (fq @ fk.transpose(-1, -2)).masked_fill(~mask, 0.0)  # (B, H, N, C, C)
     kv = fk.transpose(-1, -2) @ v  # (B, H, N, D, Dv): each chunk's sum of phi(k) v^T
-    S = torch.cumsum(kv, dim=2) - kv  # state before each chunk
-    z = torch.cumsum(fk.sum(3), dim=2) - fk.sum(3)  # (B, H, N, D)
+    S = _exclusive_cumsum(kv)  # the state before each chunk
+    z = _exclusive_cumsum(fk.sum(3))  # (B, H, N, D)
     num = fq @ S + A @ v
     den = (fq @ z.unsqueeze(-1)).squeeze(-1) + A.sum(-1) + LINEAR_EPS
     o = (num / den.unsqueeze(-1)).permute(0, 2, 3, 1, 4).reshape(B, N * C, H, -1)
     return o[:, :T]
+
+
+def _exclusive_cumsum(x):
+    """Sums over the chunks before each chunk (dim 2), by shifting: no later chunk enters an
+    earlier one, not even by rounding (as it would in cumsum(x) - x)."""
+    return torch.cumsum(F.pad(x, (0, 0) * (x.dim() - 3) + (1, 0))[:, :, :-1], dim=2)
 
 
 def linear_attention_recurrent(q, k, v, state):
