@@ -93,9 +93,9 @@ function linear_attention(q::AbstractArray{T,4}, k::AbstractArray{T,4}, v::Abstr
     scores = batched_mul(batched_transpose(k3), q3)  # [C_key, C_query, H*N*B]: φ(kⱼ)·φ(qᵢ)
     A = scores .* make_causal_mask(scores; dims = 1)  # keep key j <= query i inside the chunk
     kv = reshape(batched_mul(k3, batched_transpose(v3)), D, Dv, H, N, B)  # each chunk's Σ φ(k) vᵀ
-    S = cumsum(kv; dims = 4) .- kv  # [D, Dv, H, N, B]: the state before each chunk
+    S = exclusive_cumsum(kv, 4)  # [D, Dv, H, N, B]: the state before each chunk
     ksum = reshape(sum(k3; dims = 2), D, H, N, B)  # each chunk's Σ φ(k)
-    z = cumsum(ksum; dims = 3) .- ksum  # [D, H, N, B]: the normaliser before each chunk
+    z = exclusive_cumsum(ksum, 3)  # [D, H, N, B]: the normaliser before each chunk
     S3 = reshape(S, D, Dv, H * N * B)
     z3 = reshape(z, D, 1, H * N * B)
     num = batched_mul(batched_transpose(S3), q3) .+ batched_mul(v3, A)  # [Dv, C, H*N*B]
@@ -103,6 +103,13 @@ function linear_attention(q::AbstractArray{T,4}, k::AbstractArray{T,4}, v::Abstr
     o = reshape(num ./ den, Dv, C, H, N, B)
     o = reshape(permutedims(o, (1, 3, 2, 4, 5)), Dv, H, N * C, B)  # [Dv, H, N*C, B]
     return pad > 0 ? o[:, :, 1:L, :] : o
+end
+
+# Sums over the chunks before each chunk along `dims`, by shifting the cumulative sum one chunk
+# (zeros first, the last dropped): no later chunk enters an earlier one, not even by rounding.
+function exclusive_cumsum(x::AbstractArray, dims::Int)
+    shifted = pad_zeros(cumsum(x; dims = dims), (1, 0); dims = dims)
+    return shifted[ntuple(d -> d == dims ? (1:size(x, d)) : Colon(), ndims(x))...]
 end
 
 """
