@@ -326,10 +326,10 @@ def test_exports_are_defined():
 
 
 def test_backend_module_offers_the_backend_api():
-    """The API is the one listed in the torch backend's docstring, plus params_of and NAME."""
-    torch_doc = ast.get_docstring(ast.parse((PYTHON / "torch_backend" / "__init__.py").read_text()))
-    api = set(re.findall(r"^\s*(\w+)\(", torch_doc, re.M)) | {"params_of"}
-    assert {"prepare", "forward", "bits_per_dim", "generate", "uncached_step", "info"} <= api
+    """The interface every backend offers, as listed in linattn/backends.py (before "optionally")."""
+    doc = ast.get_docstring(ast.parse((PYTHON / "backends.py").read_text())).split("and optionally")[0]
+    api = set(re.findall(r"^\s*(\w+)\(", doc, re.M))
+    assert {"prepare", "params_of", "forward", "bits_per_dim", "generate", "uncached_step", "info", "time_attention"} <= api
     tree = ast.parse((PYTHON / "julia_backend.py").read_text())
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
     assert api | {"timed_generate"} <= defined

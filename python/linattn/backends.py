@@ -1,5 +1,28 @@
-"""Find a backend by name. Each is imported only when asked for, and only one per process
-(juliacall, torch and jax in one process are a known source of crashes: notes/julia.md section 3)."""
+"""The backends and their common interface; find one by name.
+
+Each backend module (`linattn.torch_backend`, `linattn.jax_backend`, `linattn.julia_backend`)
+offers the same functions, numpy in and out:
+
+    NAME                                                   "torch", "jax" or "julia"
+    prepare(config, params, device="cpu", dtype="float32") -> model
+    params_of(model) -> dict                               the weights format's arrays
+    forward(model, tokens) -> (B, T, n_outputs)            parallel form
+    bits_per_dim(model, data, batch_size) -> float         data: (N, T) bytes
+    generate(model, mode, noise, steps=None) -> (B, T) uint8
+    uncached_step(model, prefix)                           one softmax-uncached step (timing)
+    info() -> dict                                         versions, threads, device
+    time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu") -> [seconds]
+                                                           forward+backward of one attention
+and optionally
+    generate(..., prefix=None)                             (B, P) bytes kept as given: completions
+    time_window(model, mode, batch, start, steps, seed=0) -> seconds
+                                                           steps from the state at a late position
+    timed_generate(model, mode, noise, steps=None) -> (data, seconds)
+                                                           `generate` timed inside the backend
+
+Each is imported only when asked for, and only one per process (juliacall, torch and jax in one
+process are a known source of crashes: notes/julia.md section 3).
+"""
 
 from __future__ import annotations
 

@@ -1,22 +1,8 @@
 """The Julia backend: the Flux package `LinAttn` (julia/ in the repository), driven by juliacall.
 
-It offers the functions of every backend (see `linattn.torch_backend`), numpy in and out:
-
-    prepare(config, params, device="cpu", dtype="float32") -> model
-    forward(model, tokens) -> (B, T, n_outputs)          parallel form
-    bits_per_dim(model, data, batch_size) -> float        data: (N, T) bytes
-    generate(model, mode, noise, steps=None) -> (B, T) uint8
-    uncached_step(model, prefix)                          one softmax-uncached step (timing)
-    info() -> dict                                         versions, threads, device
-    params_of(model) -> dict                               the weights format's arrays
-
-and two more, for timings taken inside Julia:
-
-    timed_generate(model, mode, noise, steps=None) -> (data, seconds)
-        `generate`, timed by Julia after a one-step warm-up; the warm-up's time (mostly
-        compilation, on the first call) is stored apart in `model.compile_seconds[mode]`.
-    time_attention(kind, batch, T, n_heads, d_head, repeats) -> [seconds]
-        forward+backward passes of one attention ("softmax" or "linear"), as the torch backend's.
+It offers the interface of `linattn.backends`, with `timed_generate` (timed by Julia after a
+one-step warm-up; the warm-up's time, mostly compilation on the first call, is stored apart in
+`model.compile_seconds[mode]`).
 
 This module is the only importer of juliacall, and imports it lazily, on the first call that needs
 Julia. Importing this module only looks for a Julia executable; where there is none it raises

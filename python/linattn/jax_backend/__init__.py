@@ -1,15 +1,5 @@
-"""The JAX backend: the model as pure jit-compiled functions. The same functions as every backend
-module (see `linattn.torch_backend`), numpy in and out:
-
-    prepare(config, params, device="cpu", dtype="float32") -> model
-    forward(model, tokens) -> (B, T, n_outputs)          parallel form
-    bits_per_dim(model, data, batch_size) -> float        data: (N, T) bytes
-    generate(model, mode, noise, steps=None, prefix=None) -> (B, T) uint8
-    uncached_step(model, prefix)                          one softmax-uncached step (timing)
-    info() -> dict                                         versions, threads, device
-
-and, as the torch backend, `params_of(model)`, `time_window` (steps from a late position) and
-`time_attention` (one attention layer, forward and backward).
+"""The JAX backend: the model as pure jit-compiled functions, with the interface of
+`linattn.backends` (including `time_window`).
 
 Each function compiles on its first call with new shapes (the speed harness times a warm-up call
 apart, as compile time); later calls with the same shapes reuse the compiled program.

@@ -1,12 +1,4 @@
-"""The PyTorch backend. Every backend module offers the same functions, numpy in and out:
-
-    prepare(config, params, device="cpu", dtype="float32") -> model
-    forward(model, tokens) -> (B, T, n_outputs)          parallel form
-    bits_per_dim(model, data, batch_size) -> float        data: (N, T) bytes
-    generate(model, mode, noise, steps=None) -> (B, T) uint8
-    uncached_step(model, prefix)                          one softmax-uncached step (timing)
-    info() -> dict                                         versions, threads, device
-"""
+"""The PyTorch backend: the interface of `linattn.backends`, with `time_window`."""
 
 from __future__ import annotations
 
