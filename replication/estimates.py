@@ -82,8 +82,10 @@ def attention(task, machine) -> dict:
     else:
         flops = B * H * 4 * T * T * D
         chunk = min(256, T) if kind == "softmax-chunked" else T
-        # chunked: autograd keeps each chunk's probabilities, so the backward still holds T x T
-        memory = (B * H * T * T * FLOAT * (2 if kind == "softmax-chunked" else 4)
+        # two T x T matrices per head: scores and probabilities kept for the backward. Fused kernels
+        # (torch's scaled_dot_product_attention on a CPU) hold less; the chunked form's autograd
+        # keeps every chunk's probabilities, so it holds T x T too.
+        memory = (B * H * T * T * FLOAT * 2
                   + B * H * T * chunk * FLOAT + 12 * B * T * H * D * FLOAT)
     seconds = OVERHEAD * 3 * flops / (machine["gemm_GFLOPs"] * 1e9) * (task["repeats"] + 1)
     return {"seconds": STARTUP_SECONDS + seconds, "memory_bytes": RUNTIME_BYTES + float(memory),
