@@ -159,6 +159,8 @@ def _time_windows(backend, model, mode, batch, T, steps, repeats):
     a + b t fitted by least squares and summed over t = 0..T-1."""
     starts = sorted({int(s) for s in np.linspace(0, T - steps, WINDOWS)})
     warm = backend.time_window(model, mode, batch, starts[-1], steps)
+    for s in starts:  # first steps at a new position pay one-off costs (new shapes): not timed
+        warm += backend.time_window(model, mode, batch, s, min(2, steps))
     per_step = [float(np.median([backend.time_window(model, mode, batch, s, steps, seed=r) for r in range(repeats)])) / steps
                 for s in starts]
     centres = [s + (steps - 1) / 2 for s in starts]
