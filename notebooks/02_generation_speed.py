@@ -52,10 +52,7 @@ repeats = 1
 validation_steps = 16  # the uncached extrapolation checked against a full run of this many steps
 
 # %%
-import os
-import tempfile
 import warnings
-from pathlib import Path
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto in Jupyter without ipywidgets
 
@@ -63,21 +60,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from replication import roofline, summary
-from replication.run import newest_results, write_json
-from replication.speed import measure, pin_threads, summary_line, validate_uncached
+from replication import notebook, roofline, summary
+from replication.run import write_json
+from replication.speed import measure, summary_line, validate_uncached
 
-threads = threads or (1 if smoke else os.cpu_count())
-pin_threads(threads)  # this process and the backends it starts
 claims = summary.load_claims()
 
-if smoke:
-    out_dir = Path(out_dir or tempfile.mkdtemp(prefix="nb02-"))
-else:
-    results_dir = Path(results_dir) if results_dir else newest_results()
-    out_dir = Path(out_dir or results_dir / "notebooks")
-out_dir.mkdir(parents=True, exist_ok=True)
-print("writing to", out_dir, "" if smoke else f"; reading {results_dir}")
+threads, out_dir, results_dir = notebook.setup("nb02", smoke, threads, out_dir, results_dir)
 
 # %% [markdown]
 # ## 2.1 The measurements

@@ -53,7 +53,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -64,23 +63,14 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from linattn.config import ModelConfig
-from replication import summary
+from replication import notebook, summary
 from replication.profiles import load_profile
 from replication.provenance import ROOT
-from replication.run import newest_results, write_json
-from replication.speed import pin_threads
+from replication.run import write_json
 from replication.train import load_bytes, pick_dataset, train
 
-threads = threads or (1 if smoke else os.cpu_count())
-pin_threads(threads)  # this process and the backends it starts
 claims = summary.load_claims()
-if smoke:
-    out_dir = Path(out_dir or tempfile.mkdtemp(prefix="nb03-"))
-else:
-    results_dir = Path(results_dir) if results_dir else newest_results()
-    out_dir = Path(out_dir or results_dir / "notebooks")
-out_dir.mkdir(parents=True, exist_ok=True)
-print("writing to", out_dir, "" if smoke else f"; reading {results_dir}")
+threads, out_dir, results_dir = notebook.setup("nb03", smoke, threads, out_dir, results_dir)
 
 # %% [markdown]
 # ## 3.1 Training (or reading the study's training runs)

@@ -53,10 +53,7 @@ tokens_per_batch = 2048  # batch = max(1, tokens_per_batch // N), as the paper s
 repeats = 2
 
 # %%
-import os
-import tempfile
 import warnings
-from pathlib import Path
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto in Jupyter without ipywidgets
 
@@ -64,20 +61,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from replication import estimates, summary
-from replication.run import newest_results, write_json
-from replication.speed import pin_threads
+from replication import notebook, estimates, summary
+from replication.run import write_json
 
-threads = threads or (1 if smoke else os.cpu_count())
-pin_threads(threads)  # this process and the backends it starts
 claims = summary.load_claims()
-if smoke:
-    out_dir = Path(out_dir or tempfile.mkdtemp(prefix="nb04-"))
-else:
-    results_dir = Path(results_dir) if results_dir else newest_results()
-    out_dir = Path(out_dir or results_dir / "notebooks")
-out_dir.mkdir(parents=True, exist_ok=True)
-print("writing to", out_dir, "" if smoke else f"; reading {results_dir}")
+threads, out_dir, results_dir = notebook.setup("nb04", smoke, threads, out_dir, results_dir)
 
 # %% [markdown]
 # ## 4.1 The measurements

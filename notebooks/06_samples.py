@@ -48,9 +48,7 @@ seed = 0
 import os
 import subprocess
 import sys
-import tempfile
 import warnings
-from pathlib import Path
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto in Jupyter without ipywidgets
 
@@ -61,23 +59,14 @@ from IPython.display import Markdown, display
 from linattn import reference as ref
 from linattn.config import MODES
 from linattn.weights import load_checkpoint
-from replication import summary
+from replication import notebook, summary
 from replication.profiles import load_profile
 from replication.provenance import ROOT
-from replication.run import newest_results, write_json
+from replication.run import write_json
 from replication.samples import grid, make_samples
-from replication.speed import pin_threads
 from replication.train import pick_dataset, train
 
-threads = threads or (1 if smoke else os.cpu_count())
-pin_threads(threads)  # this process and the backends it starts
-if smoke:
-    out_dir = Path(out_dir or tempfile.mkdtemp(prefix="nb06-"))
-else:
-    results_dir = Path(results_dir) if results_dir else newest_results()
-    out_dir = Path(out_dir or results_dir / "notebooks")
-out_dir.mkdir(parents=True, exist_ok=True)
-print("writing to", out_dir, "" if smoke else f"; reading {results_dir}")
+threads, out_dir, results_dir = notebook.setup("nb06", smoke, threads, out_dir, results_dir)
 
 # %% [markdown]
 # ## 6.1 Samples and completions
