@@ -18,11 +18,8 @@ from linattn.backends import BACKENDS, BackendUnavailable, get_backend
 from linattn.config import MODES, ConfigError, check_mode
 from linattn.weights import atomic_write, load_checkpoint
 from replication.data import DataError
+from replication.errors import UsageError
 from replication.report import ReportError
-
-
-class UsageError(Exception):
-    """Bad input found before any work; printed as one line, exit status 2."""
 
 
 def _load_images(path, config):

@@ -2,18 +2,22 @@
 
 `build_report(folder, out)`:
 1. reads folder/summary.json (a clear error if it is absent or unreadable);
-2. draws the figures (report_figures) as deterministic SVG into folder/report-build/;
+2. draws the figures (report_figures) as deterministic SVG into a private build folder
+   (folder/.report-build-XXXX, this call's own);
 3. copies the template (report/report.typ, report/sections/) and the sample PNGs there;
 4. writes report-data.json there (report_data: formatted numbers, tables, prose from numbers);
 5. compiles with the typst package (built-in fonts only, fixed timestamp: the same results give
-   the same bytes) and writes the PDF atomically to `out`.
-It takes seconds and touches nothing but report-build/ and `out`.
+   the same bytes) and writes the PDF atomically to `out`;
+6. keeps the build folder as folder/report-build/ for inspection (replacing an older one), or
+   removes it if anything failed.
+It takes seconds and touches nothing but its build folder, report-build/ and `out`.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from linattn.weights import atomic_write
@@ -40,11 +44,10 @@ def read_summary(folder: Path) -> dict:
 
 
 def prepare_build(folder: Path, summary: dict) -> Path:
-    """A fresh build folder with the template, its sections and the sample PNGs."""
-    build = folder / BUILD
-    if build.exists():
-        shutil.rmtree(build)
-    shutil.copytree(TEMPLATE, build, ignore=shutil.ignore_patterns("build", "*.pdf"))
+    """A fresh private build folder with the template, its sections and the sample PNGs."""
+    build = Path(tempfile.mkdtemp(dir=folder, prefix=f".{BUILD}-"))
+    build.chmod(0o755)  # mkdtemp makes it private; the kept report-build/ is readable as before
+    shutil.copytree(TEMPLATE, build, ignore=shutil.ignore_patterns("build", "*.pdf"), dirs_exist_ok=True)
     for sample in summary.get("samples", {}).values():
         for rel in (sample.get("files") or {}).values():
             src = folder / rel
@@ -71,11 +74,19 @@ def build_report(folder: Path, out: Path) -> Path:
     folder, out = Path(folder), Path(out)
     summary = read_summary(folder)
     build = prepare_build(folder, summary)
-    figures = make_figures(summary, load_claims(), build / "figures")
-    figures = {k: (f"figures/{v}" if v else None) for k, v in figures.items()}
-    data = report_data(folder, summary, figures)
-    (build / DATA).write_text(json.dumps(data, indent=1, ensure_ascii=False))
-    pdf = compile_pdf(build)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, lambda f: f.write(pdf))
+    try:
+        figures = make_figures(summary, load_claims(), build / "figures")
+        figures = {k: (f"figures/{v}" if v else None) for k, v in figures.items()}
+        data = report_data(folder, summary, figures)
+        (build / DATA).write_text(json.dumps(data, indent=1, ensure_ascii=False))
+        pdf = compile_pdf(build)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(out, lambda f: f.write(pdf))
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    kept = folder / BUILD
+    if kept.exists():
+        shutil.rmtree(kept)
+    build.rename(kept)
     return out

@@ -93,6 +93,21 @@ def paper_numbers(claims) -> dict:
 
 # --- sections -----------------------------------------------------------------------------------
 
+def rules_table(summary):
+    """The verdict rules as applied in this run (replication/verdicts.py), for the report's scope."""
+    return table(["claims", "rule", "reason"], [[r["claims"], r["rule"], r["reason"]] for r in summary.get("rules") or []])
+
+
+def hygiene_section(summary):
+    """Which timings the hygiene checks re-measured or flagged."""
+    remeasured = [c for c in summary["compute"] if (c.get("attempts") or 1) > 1]
+    flagged = summary.get("flagged") or []
+    text = (f"{len(remeasured)} timing(s) were re-measured because other processes used the cores"
+            + (f"; {len(flagged)} stayed contended or out of line and were left out of every verdict." if flagged
+               else "; none had to be left out of a verdict."))
+    return {"text": text, "flagged": [f"{f['id']}: {f['flag']}" for f in flagged]}
+
+
 def claims_table(summary):
     rows = []
     for c in summary["claims"]:
@@ -368,7 +383,14 @@ def scaling_section(summary, paper):
             for f in fits]
     skipped = [f"{BACKEND_NAMES.get(r['backend'], r['backend'])} {r['attention']} T = {r['T']:,}: {r.get('status')} ({r.get('reason')})"
                for r in summary["scaling"] if r.get("status") != "ok"]
-    return {"table": table(["backend", "attention", "time exponent", "paper", "memory exponent", "largest T", "paper largest T"], rows),
+    skipped += [f"{BACKEND_NAMES.get(r['backend'], r['backend'])} {r['attention']} T = {r['T']:,}: measured but left out ({r['flag']})"
+                for r in summary["scaling"] if r.get("status") == "ok" and r.get("flag")]
+    budget = summary.get("scaling_budget") or {}
+    budget_text = (f"Lengths were limited by a memory budget of {budget['why']}"
+                   + (" (the largest lengths are therefore not comparable with the paper's Figure 1)."
+                      if budget.get("limited_by_machine") else ", so the largest length that fits is comparable with "
+                      "the paper's Figure 1 where the time cap did not stop it first.")) if budget else ""
+    return {"budget_text": budget_text, "table": table(["backend", "attention", "time exponent", "paper", "memory exponent", "largest T", "paper largest T"], rows),
             "skipped": skipped, "missing": not fits,
             "missing_text": "C4 not run: " + (claim(summary, "C4").get("note") or "no scaling measurement succeeded") + "."}
 
@@ -429,6 +451,8 @@ def report_data(folder: Path, summary: dict, figures: dict) -> dict:
     prov = summary["run"].get("provenance") or {}
     sections = {
         "claims_table": claims_table(summary),
+        "rules": rules_table(summary),
+        "hygiene": hygiene_section(summary),
         "models": models_section(summary),
         "data": data_section(summary),
         "hyperparameters": hyperparameter_section(summary),

@@ -30,10 +30,10 @@ def overview(summary, counts):
     parts = [PROFILE_CAVEATS.get(summary["run"].get("profile"), "")]
     n = sum(counts.values())
     if n:
-        words = [f"{counts[k]} {k}" for k in ("replicated", "direction only", "not replicated", "not run") if counts.get(k)]
+        words = [f"{counts[k]} {k}" for k in ("replicated", "direction only", "not replicated", "inconclusive", "not run")
+                 if counts.get(k)]
         parts.append(f"Of the {n} comparisons with a number of the paper that carry a verdict, "
-                     + ", ".join(words) + " (Table 1; a speed-up counts as replicated within a factor of 2 of the paper's, "
-                     "a bits/dim gap within 0.1).")
+                     + ", ".join(words) + " (Table 1; the rules that decide each verdict, and why, are in Table 2).")
     missing = [c for c in summary["claims"] if c["status"] != "measured"]
     for c in missing:
         parts.append(f"{c['id']} not run: {c.get('note') or 'no measurement'}.")
@@ -143,6 +143,14 @@ def quality(summary, paper):
          f"{x(lin['seconds_per_step'] / soft['seconds_per_step'])} the time of a softmax step at this sequence length.")
     if summary["quality"]["dataset"] == "synthetic":
         s += " The data were synthetic, so this comparison tests the pipeline, not the claim."
+    c3 = next(c for c in summary["claims"] if c["id"] == "C3")
+    verdict = c3["rows"][0]["verdict"] if c3.get("rows") else "not run"
+    s += f" Verdict: {verdict}."
+    if verdict.startswith("inconclusive"):
+        s += (" These models are not trained far enough for the paper's claim, which is about models after 250 "
+              "epochs: the numbers show that training works in every backend, not how the two attentions compare.")
+    elif c3.get("evidence"):
+        s += f" Convergence: {c3['evidence']}."
     return s
 
 
@@ -257,7 +265,7 @@ def verdict_counts(summary) -> dict:
     for c in summary["claims"]:
         for r in c["rows"]:
             if r["verdict"] not in ("context", "measured"):
-                key = r["verdict"].split(" (")[0]
+                key = r["verdict"].split(" (")[0].split(":")[0]
                 counts[key] = counts.get(key, 0) + 1
     return counts
 

@@ -9,6 +9,8 @@ results/index.json lists the runs. Nothing is overwritten: a new run gets a new 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -17,23 +19,28 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from linattn.backends import BACKENDS
 from linattn.weights import atomic_write
 from tqdm.auto import tqdm
 
-from . import estimates, roofline
+from . import data, estimates, hygiene, locks, roofline, verdicts
+from .errors import UsageError
 from .presets import config_for_mode
-from .profiles import hyperparameter_table, load_profile
+from .profiles import ProfileError, hyperparameter_table, load_profile
 from .provenance import ROOT, provenance
+from .report import build_report
+from .summary import build_summary
 
 RESULTS = ROOT / "results"
 
 
 def add_parsers(sub):
     s = sub.add_parser("run", help="run the whole study into a results folder, then write the report")
-    s.add_argument("--profile", default="cpu", help="smoke (seconds), cpu (default, < 30 min on 2 cores), paper (GPU)")
+    s.add_argument("--profile", default=None, help="smoke (about 2 min), cpu (the default for a new run, < 30 min on "
+                   "2 cores), paper (GPU); a resumed run keeps the profile it was started with")
     s.add_argument("--results", default=None, help="results folder (default: a new one under results/); an "
-                   "interrupted run in it is resumed")
+                   "interrupted run in it is resumed with its own profile")
     s.add_argument("--backend", action="append", choices=BACKENDS, help="only these backends (repeatable; default: all)")
     s.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is present")
     s.add_argument("--data-dir", default=None, help="folder with dataset files (offline use)")
@@ -46,38 +53,63 @@ def add_parsers(sub):
     s.set_defaults(func=cmd_report)
 
 
-def cmd_run(args):
-    from .profiles import ProfileError
-
+def profile_for(results, name):
+    """The profile of a run: the one stored in RESULTS/run.json when resuming (a different
+    --profile is refused), else the named one (default "cpu")."""
+    run_file = Path(results) / "run.json" if results else None
+    if run_file is not None and run_file.is_file():
+        try:
+            state = read_json(run_file)
+            stored = {**state["settings"], "name": state["profile"]}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise UsageError(f"{run_file} is not a run record this version can resume ({e}); "
+                             "start a new run in another folder") from None
+        if name is not None and Path(name).stem != stored["name"]:
+            raise UsageError(f"{results} holds a run of profile {stored['name']!r}, not {name!r}; leave out --profile "
+                             "to resume it, or give another --results folder for a new run")
+        return stored
     try:
-        profile = load_profile(args.profile)
+        return load_profile(name or "cpu")
     except ProfileError as e:
-        from .cli import UsageError
-
         raise UsageError(str(e)) from None
+
+
+def cmd_run(args):
+    profile = profile_for(args.results, args.profile)
     folder = Path(args.results) if args.results else new_run_folder(profile["name"])
-    study = Study(profile, folder, backends=args.backend or profile["study"]["backends"], device=args.device,
-                  data_dir=args.data_dir)
-    study.run()
-    if not args.no_report:
-        write_report(folder, folder / "report.pdf")
+    folder.mkdir(parents=True, exist_ok=True)
+    with _lock(folder, "replication run"):
+        study = Study(profile, folder, backends=args.backend or profile["study"]["backends"], device=args.device,
+                      data_dir=args.data_dir)
+        study.run()
+        if not args.no_report:
+            write_report(folder, folder / "report.pdf")
     print(study.screen_summary())
 
 
 def cmd_report(args):
-    from .cli import UsageError
-
     folder = Path(args.results)
     if not (folder / "summary.json").is_file():
         raise UsageError(f"{folder} holds no summary.json; run `replication run --results {folder}` first")
     out = Path(args.out) if args.out else folder / "report.pdf"
-    write_report(folder, out)
+    with _lock(folder, "replication report"):
+        write_report(folder, out)
     print(json.dumps({"report": str(out)}))
 
 
-def write_report(folder, out):
-    from .report import build_report
+@contextlib.contextmanager
+def _lock(folder, what):
+    try:
+        lock = locks.acquire(folder, what)
+    except locks.FolderBusy as e:
+        raise UsageError(str(e)) from None
+    try:
+        yield
+    finally:
+        locks.release(lock)
 
+
+def write_report(folder, out):
     build_report(Path(folder), Path(out))
 
 
@@ -121,11 +153,28 @@ def available_memory_bytes() -> int:
     return 8 * 2**30
 
 
+TIMED = ("speed", "uncached_validation", "attention")  # task kinds whose result is a timing
+DATA_FIX = ("to run them: `replication data fetch --dataset mnist` where the network reaches the official "
+            "mirrors, or --data-dir FOLDER with the files, or `apt-get install dataset-fashion-mnist`; then "
+            "`replication run --results {folder}` runs only what is missing")
+
+
+def _die_with_parent():
+    """In a worker, before exec: the kernel kills it when the driver dies (even by kill -9)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass  # not Linux: workers are still ended by subprocess.run when the driver stops normally
+
+
 class Study:
     def __init__(self, profile, folder, backends, device="cpu", data_dir=None):
         self.profile, self.folder, self.device, self.data_dir = profile, Path(folder).resolve(), device, data_dir
         self.backends = list(dict.fromkeys(backends))
-        self.threads = profile["study"].get("threads") or os.cpu_count()
+        study = profile["study"]
+        self.threads = study.get("threads") or os.cpu_count()
+        self.remeasure = study.get("remeasure_attempts", verdicts.REMEASURE_ATTEMPTS)
+        self.quiet_wait = study.get("quiet_wait_seconds", verdicts.QUIET_WAIT_SECONDS)
         self.run_file = self.folder / "run.json"
         self.state = read_json(self.run_file) if self.run_file.is_file() else None
 
@@ -145,37 +194,74 @@ class Study:
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "finished": None, "experiments": {},
             }
         elif self.state["profile"] != self.profile["name"]:
-            raise ValueError(f"{self.folder} holds a run of profile {self.state['profile']!r}, not {self.profile['name']!r}")
+            raise UsageError(f"{self.folder} holds a run of profile {self.state['profile']!r}, not {self.profile['name']!r}")
         self.state["resumed"] = self.state.get("resumed", -1) + 1
         self._save()
         _index(self.folder, self.state)
 
-    def experiment(self, eid, claim, task, estimate, timeout=None):
-        """Run one task in a worker unless it is already done; record estimate and actual."""
+    def experiment(self, eid, claim, task, estimate, timeout=None, again=False):
+        """Run one task in a worker unless it is already done; record estimate and actual. A timing
+        taken while other processes used the cores is re-measured, and flagged if it stays contended
+        (verdicts.RULES). `again`: measure even if done (the outlier check)."""
         done = self.state["experiments"].get(eid)
-        if done and done.get("status") == "ok":
+        if done and done.get("status") == "ok" and not again:
             return read_json(self.folder / done["result_file"])
+        result_file = f"experiments/{eid}.json"
+        if done and done.get("status") == "running" and task["kind"] != "skip":
+            kept = self._finished_worker(eid)  # the driver died after its worker had finished
+            if kept is not None:
+                done.update(status=kept.get("status", "failed"), reason=kept.get("reason"), result_file=result_file,
+                            actual={"seconds": kept.get("worker_seconds"), "memory_bytes": kept.get("peak_rss_bytes")},
+                            kept_from_interrupted_run=True)
+                write_json(self.folder / result_file, kept)
+                self._save()
+                return kept
         rec = {"claim": claim, "task": task, "estimate": estimate, "status": "running"}
+        if again and done:
+            rec["earlier"] = {k: done.get(k) for k in ("status", "actual", "attempts", "flag")}
         self.state["experiments"][eid] = rec
-        if task["kind"] == "skip":  # decided from the estimate, before any work
-            result = {"status": "skipped", "reason": task["reason"]}
-            rec.update(status="skipped", reason=task["reason"], actual=None, result_file=f"experiments/{eid}.json")
-            write_json(self.folder / rec["result_file"], result)
+        if task["kind"] == "skip":  # decided before any work: does not fit, or no data
+            result = {"status": task.get("status", "skipped"), "reason": task["reason"]}
+            rec.update(status=result["status"], reason=task["reason"], actual=None, result_file=result_file)
+            write_json(self.folder / result_file, result)
             self._save()
             return result
         self._save()
-        result, seconds = self._worker(eid, task, timeout or max(300.0, 20 * estimate["seconds"]))
-        rec.update(status=result.get("status", "failed"), reason=result.get("reason"),
-                   actual={"seconds": seconds, "memory_bytes": result.get("peak_rss_bytes")},
-                   result_file=f"experiments/{eid}.json")
-        write_json(self.folder / rec["result_file"], result)
+        attempts = 1 + (self.remeasure if task["kind"] in TIMED else 0)
+        rec["attempts"] = []
+        for attempt in range(attempts):
+            if attempt:
+                hygiene.wait_for_quiet(self.quiet_wait)
+            result, seconds = self._worker(eid, task, timeout or max(300.0, 20 * estimate["seconds"]))
+            contention = result.get("contention") or {}
+            rec["attempts"].append({"seconds": seconds, "status": result.get("status"), "contention": contention})
+            if not (result.get("status") == "ok" and contention.get("contended")):
+                break
+        if result.get("status") == "ok" and contention.get("contended") and task["kind"] in TIMED:
+            result["flag"] = f"contended in all {len(rec['attempts'])} attempts ({contention['why']})"
+        rec.update(status=result.get("status", "failed"), reason=result.get("reason"), flag=result.get("flag"),
+                   actual={"seconds": seconds, "memory_bytes": result.get("peak_rss_bytes")}, result_file=result_file)
+        write_json(self.folder / result_file, result)
         self._save()
         return result
 
-    def _worker(self, eid, task, timeout):
+    def _paths(self, eid):
         tasks = self.folder / "experiments"
-        tasks.mkdir(parents=True, exist_ok=True)
-        task_file, out_file, log_file = (tasks / f"{eid}.{s}" for s in ("task.json", "out.json", "log"))
+        return tuple(tasks / f"{eid}.{s}" for s in ("task.json", "out.json", "log"))
+
+    def _finished_worker(self, eid):
+        """The complete result a worker wrote before its driver was killed, if any."""
+        out_file = self._paths(eid)[1]
+        try:
+            result = read_json(out_file)
+        except (OSError, ValueError):
+            return None
+        out_file.unlink(missing_ok=True)
+        return result if isinstance(result, dict) and "status" in result else None
+
+    def _worker(self, eid, task, timeout):
+        task_file, out_file, log_file = self._paths(eid)
+        task_file.parent.mkdir(parents=True, exist_ok=True)
         write_json(task_file, task)
         out_file.unlink(missing_ok=True)
         env = {**os.environ, "TQDM_DISABLE": "1"}
@@ -183,7 +269,8 @@ class Study:
         with open(log_file, "w") as log:
             try:
                 proc = subprocess.run([sys.executable, "-m", "replication.worker", str(task_file), str(out_file)],
-                                      stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=env)
+                                      stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=env,
+                                      preexec_fn=_die_with_parent)
                 code = proc.returncode
             except subprocess.TimeoutExpired:
                 code = "timeout"
@@ -208,18 +295,42 @@ class Study:
             self.state["memory_available_bytes"] = available_memory_bytes()
             self._save()
         machine = self.state["machine"]
+        self.state["data"] = self._data()
         self.state["backends"] = {b: self._probe(b) for b in self.backends}
         self._save()
         ready = [b for b, info in self.state["backends"].items() if info["status"] == "ok"]
         plan = self._plan(ready, machine)
-        for eid, claim, task, est in tqdm(plan, desc="study", unit="experiment"):
+        bar = tqdm(plan, desc="study", unit="experiment")
+        for eid, claim, task, est in bar:
+            bar.set_postfix_str(f"{eid} (estimate {_duration(est['seconds'])})", refresh=True)
             self.experiment(eid, claim, task, est)
+        bar.close()
+        self._outliers()
         self.state["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         self._save()
         _index(self.folder, self.state)
-        from .summary import build_summary
-
         write_json(self.folder / "summary.json", build_summary(self.folder))
+
+    def _data(self):
+        """The data set C3 and the samples use: the first of the profile's list that is here, else
+        the first that can be fetched (verified, cached, with progress). None, with the reason and
+        the fix, when none can be had: those experiments are then recorded as not run."""
+        candidates = self.profile["quality"]["dataset"]
+        for name in candidates:
+            if name == "synthetic" or data.available(name, data_dir=self.data_dir):
+                return {"dataset": name, "fetched": False}
+        errors = []
+        for name in candidates:
+            try:
+                print(f"study: fetching {name} for C3 (once; verified, then cached)", file=sys.stderr)
+                data.fetch(name, cache_dir=self.data_dir)
+                return {"dataset": name, "fetched": True}
+            except data.DataError as e:
+                errors.append(f"{name}: {_first_sentence(str(e))}")
+        reason = "no data set could be had (" + "; ".join(errors) + ")"
+        fix = DATA_FIX.format(folder=self.folder)
+        print(f"study: C3 and the samples will be recorded as not run: {reason}; {fix}", file=sys.stderr)
+        return {"dataset": None, "reason": reason, "fix": fix}
 
     def _probe(self, backend):
         """Whether a backend runs here: a tiny worker that imports it and reports its versions."""
@@ -230,6 +341,7 @@ class Study:
         """(id, claim, task, estimate) for every experiment of the profile, in run order."""
         p, plan, threads = self.profile, [], self.threads
         budget = p["study"]["memory_budget_fraction"] * self.state["memory_available_bytes"]
+        scaling_budget = self.state["scaling_budget"] = self._scaling_budget()
         tp = p["throughput"]
         for backend in ready:
             for model in tp["models"]:
@@ -262,26 +374,80 @@ class Study:
                     task = dict(kind="attention", backend=backend, attention=attention, T=T, batch=batch,
                                 n_heads=sc["n_heads"], d_head=sc["d_head"], repeats=sc["repeats"], threads=threads, device=self.device)
                     est = estimates.attention(task, machine)
-                    if est["memory_bytes"] > budget or est["seconds"] > sc["time_cap_seconds"] * (sc["repeats"] + 1):
+                    cap = sc["time_cap_seconds"] * (sc["repeats"] + 1)
+                    if est["memory_bytes"] > scaling_budget["bytes"] or est["seconds"] > cap:
                         plan.append((f"C4-{backend}-{attention}-T{T}", "C4", {**task, "kind": "skip",
-                                     "reason": _skip_reason(est, budget, sc["time_cap_seconds"] * (sc["repeats"] + 1))}, est))
+                                     "reason": _skip_reason(est, scaling_budget["bytes"], cap)}, est))
                         continue
                     plan.append((f"C4-{backend}-{attention}-T{T}", "C4", task, est))
         q = {k: v for k, v in p["quality"].items() if k != "sources"}
         if q["backend"] in ready:
-            from .train import pick_dataset
-
-            dataset = pick_dataset(q["dataset"], self.data_dir)
+            dataset = self.state["data"]["dataset"]
+            no_data = None if dataset else f"not run: {self.state['data']['reason']}; {self.state['data']['fix']}"
             for attention in ("linear", "softmax"):
                 task = {**q, "kind": "train", "attention": attention, "dataset": dataset, "data_dir": self.data_dir,
                         "checkpoint_dir": str(self.folder / "checkpoints" / attention), "threads": threads}
-                plan.append((f"C3-{attention}", "C3", task, estimates.training(task, machine)))
+                est = estimates.training(task, machine)
+                if no_data:
+                    task = {**task, "kind": "skip", "status": "not run", "reason": no_data}
+                plan.append((f"C3-{attention}", "C3", task, est))
             s = p["samples"]
             for attention in ("linear", "softmax"):
                 task = dict(kind="samples", checkpoint=str(self.folder / "checkpoints" / attention), out_dir=str(self.folder / "samples"),
                             images=s["images"], completions=s["completions"], dataset=dataset, data_dir=self.data_dir)
-                plan.append((f"S-{attention}", "C3", task, estimates.samples(task, q, machine)))
+                est = estimates.samples(task, q, machine)
+                if no_data:
+                    task = {**task, "kind": "skip", "status": "not run", "reason": no_data}
+                plan.append((f"S-{attention}", "C3", task, est))
         return plan
+
+    def _scaling_budget(self):
+        """The memory budget of the scaling study (C4): the paper's GPU, or less where this machine
+        has less available (recorded, and said in the report)."""
+        sc = self.profile["scaling"]
+        paper = sc.get("memory_budget_bytes", verdicts.PAPER_GPU_MEMORY_BYTES)
+        machine = sc.get("machine_memory_fraction", 0.6) * self.state["memory_available_bytes"]
+        if machine < paper:
+            return {"bytes": machine, "limited_by_machine": True,
+                    "why": f"{machine / 1e9:.1f} GB: {sc.get('machine_memory_fraction', 0.6):.0%} of the memory available "
+                           f"here, less than the paper's {paper / 1e9:g} GB GPU"}
+        return {"bytes": paper, "limited_by_machine": False, "why": f"{paper / 1e9:g} GB, the paper's GPU (GTX 1080 Ti)"}
+
+    def _outliers(self):
+        """Re-measure once every generation timing far above its roofline floor compared with the same
+        backend and mode at other model sizes (batch 1, or batches above 1, apart: a batch-1 step is
+        further from its floor) (verdicts.OUTLIER_FACTOR); flag it if it stays an outlier."""
+        def multiples():
+            out = {}
+            for eid, rec in self.state["experiments"].items():
+                if rec["task"]["kind"] != "speed" or rec["status"] != "ok" or rec.get("flag"):
+                    continue
+                r = read_json(self.folder / rec["result_file"])
+                out[eid] = ((rec["task"]["backend"], rec["task"]["mode"], rec["task"]["batch"] == 1),
+                            r["seconds_per_image"] / r["roofline_seconds_per_image"])
+            return out
+
+        def outlier(eid, table):
+            group, m = table[eid]
+            others = [x for e, (g, x) in table.items() if g == group and e != eid]
+            typical = float(np.median(others)) if others else None
+            return typical if typical and m > verdicts.OUTLIER_FACTOR * typical else None
+
+        table = multiples()
+        for eid in [e for e in table if outlier(e, table)]:
+            rec = self.state["experiments"][eid]
+            print(f"study: {eid} took {table[eid][1]:.1f}x its roofline floor, far more than the same mode at other "
+                  "sizes: measuring it again", file=sys.stderr)
+            hygiene.wait_for_quiet(self.quiet_wait)
+            self.experiment(eid, rec["claim"], rec["task"], rec["estimate"], again=True)
+            now = multiples()
+            if eid in now and (typical := outlier(eid, now)):
+                rec = self.state["experiments"][eid]
+                result = read_json(self.folder / rec["result_file"])
+                result["flag"] = rec["flag"] = (f"outlier: {now[eid][1]:.1f}x its roofline floor, the same mode "
+                                                f"elsewhere {typical:.1f}x, in two measurements")
+                write_json(self.folder / rec["result_file"], result)
+                self._save()
 
     def screen_summary(self) -> str:
         summary = read_json(self.folder / "summary.json")
@@ -293,10 +459,23 @@ class Study:
         failed = [e for e, r in self.state["experiments"].items() if r["status"] not in ("ok", "skipped")]
         if failed:
             lines.append(f"\n{len(failed)} experiment(s) did not complete: " + ", ".join(failed[:8]))
+        flagged = [e for e, r in self.state["experiments"].items() if r.get("flag")]
+        if flagged:
+            lines.append(f"{len(flagged)} timing(s) flagged and left out of the verdicts: " + ", ".join(flagged[:8]))
         pdf = self.folder / "report.pdf"
         if pdf.is_file():
             lines.append(f"\nReport: {pdf}")
         return "\n".join(lines)
+
+
+def _duration(seconds):
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
+def _first_sentence(text):
+    """The gist of a long data-error message: up to the first 'found:' clause's end."""
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= 200 else line[:197] + "..."
 
 
 def _skip_reason(est, budget, cap):

@@ -24,6 +24,7 @@ from linattn.config import MODES
 from linattn.weights import init_params
 
 from . import roofline
+from .errors import UsageError
 from .presets import config_for_mode
 from .provenance import provenance
 
@@ -47,8 +48,6 @@ def add_parser(sub, common):
 
 
 def cmd_speed(args):
-    from .cli import UsageError
-
     if args.batch < 1 or args.repeats < 1 or (args.steps is not None and args.steps < 2):
         raise UsageError("--batch and --repeats must be >= 1, --steps >= 2")
     threads = args.threads or os.cpu_count()

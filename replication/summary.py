@@ -1,11 +1,8 @@
 """summary.json: what the report and notebooks read. Built from a run folder's run.json and
 experiments/*.json; every number in the report comes from here, next to the paper's number, the
-ratio and a verdict computed by the rules below.
-
-Verdicts (ours / paper for a speed-up, difference for bits/dim):
-- "replicated": within a factor of 2 of the paper's speed-up (or bits/dim gap within 0.1);
-- "direction only": the same sign (linear faster, or the gap as small), the size differs by more;
-- "not replicated": the opposite; "not run": the measurements are missing, with the reason.
+ratio and a verdict computed by the rules of replication/verdicts.py (printed in the report).
+Timings flagged by the measurement-hygiene checks (contended, outliers) are listed with their flag
+and never enter a verdict.
 """
 
 from __future__ import annotations
@@ -16,6 +13,8 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+
+from . import verdicts
 
 CLAIMS = Path(__file__).resolve().parent / "configs" / "claims.toml"
 MODES = ("softmax-uncached", "softmax-cached", "linear-recurrent")
@@ -40,16 +39,6 @@ def fmt(x, unit=""):
     return f"{s}{unit}"
 
 
-def speedup_verdict(ours, paper):
-    if ours is None:
-        return "not run"
-    if ours >= paper / 2 and ours <= paper * 2:
-        return "replicated"
-    if ours > 1 and paper > 1:
-        return "direction only" + (" (larger)" if ours > paper else " (smaller)")
-    return "not replicated"
-
-
 def _experiments(folder, run):
     """(id, record, result) of every experiment in the run."""
     for eid, rec in run["experiments"].items():
@@ -72,10 +61,12 @@ def build_summary(folder) -> dict:
     for eid, rec, res in _experiments(folder, run):
         task, ok = rec["task"], res.get("status") == "ok"
         compute.append({"id": eid, "claim": rec["claim"], "status": res.get("status"), "reason": res.get("reason"),
+                        "flag": res.get("flag"), "attempts": len(rec.get("attempts") or []) or None,
                         "estimate_seconds": rec["estimate"]["seconds"], "estimate_memory_bytes": rec["estimate"]["memory_bytes"],
                         "actual_seconds": (rec.get("actual") or {}).get("seconds"),
                         "actual_memory_bytes": (rec.get("actual") or {}).get("memory_bytes")})
-        base = {"backend": task.get("backend"), "status": res.get("status"), "reason": res.get("reason")}
+        base = {"backend": task.get("backend"), "status": res.get("status"), "reason": res.get("reason"),
+                "flag": res.get("flag"), "contention": res.get("contention")}
         if eid.startswith(("C1-", "C2-")):
             row = {**base, "model": task["model"], "mode": task["mode"], "batch": task["batch"]}
             if ok:
@@ -108,6 +99,9 @@ def build_summary(folder) -> dict:
         "throughput": throughput, "latency": latency, "uncached_validation": validation, "scaling": scaling,
         "quality": {"dataset": dataset, "dataset_checksum": _checksum(dataset, run), "runs": quality},
         "samples": samples, "compute": compute,
+        "data": run.get("data"), "scaling_budget": run.get("scaling_budget"),
+        "flagged": [{"id": c["id"], "flag": c["flag"]} for c in compute if c.get("flag")],
+        "rules": verdicts.RULES,
     }
     summary["decomposition"] = decomposition(throughput)
     summary["languages"] = languages(throughput, latency, scaling)
@@ -128,15 +122,26 @@ def _checksum(dataset, run):
         return f"unavailable: {e}"
 
 
+def usable(r) -> bool:
+    """A successful measurement that passed the hygiene checks (no flag): the only kind verdicts use."""
+    return r["status"] == "ok" and not r.get("flag")
+
+
 def best(rows, backend, model, mode, batch=None):
-    """The highest-throughput successful record (at `batch` if given)."""
-    cands = [r for r in rows if r["status"] == "ok" and r["backend"] == backend and r["model"] == model and r["mode"] == mode
+    """The highest-throughput usable record (at `batch` if given)."""
+    cands = [r for r in rows if usable(r) and r["backend"] == backend and r["model"] == model and r["mode"] == mode
              and (batch is None or r["batch"] == batch)]
     return max(cands, key=lambda r: r["images_per_second"], default=None)
 
 
+def flags(rows, backend, model, modes) -> list[str]:
+    """The flags of the successful but unusable records of these modes (why a comparison is missing)."""
+    return [f"{r['mode']} batch {r['batch']}: {r['flag']}" for r in rows if r["status"] == "ok" and r.get("flag")
+            and r["backend"] == backend and r["model"] == model and r["mode"] in modes]
+
+
 def _backends(rows):
-    return sorted({r["backend"] for r in rows if r["status"] == "ok"}, key=["torch", "jax", "julia"].index)
+    return sorted({r["backend"] for r in rows if usable(r)}, key=["torch", "jax", "julia"].index)
 
 
 def decomposition(throughput):
@@ -162,22 +167,26 @@ def decomposition(throughput):
 
 
 def scaling_fit(scaling):
-    """Exponent of time and memory per sequence vs T (least squares on log-log over the measured
-    lengths >= 1024, or all if fewer), and the largest T measured, per backend and attention."""
+    """Exponent of time and memory per sequence vs T (least squares on log-log), the lengths it
+    used and the largest T measured, per backend and attention. The fit uses the usable lengths
+    >= 1024 where those are enough for a verdict (verdicts.MIN_LENGTHS spanning MIN_SPAN), else
+    every usable length: below 1024 fixed costs bend the curve."""
     out = []
     for backend in _backends(scaling):
         for attention in sorted({r["attention"] for r in scaling}):
-            rows = sorted((r for r in scaling if r["backend"] == backend and r["attention"] == attention and r["status"] == "ok"),
+            rows = sorted((r for r in scaling if r["backend"] == backend and r["attention"] == attention and usable(r)),
                           key=lambda r: r["T"])
             if not rows:
                 continue
             use = [r for r in rows if r["T"] >= 1024]
-            use = use if len(use) >= 2 else rows
+            enough = len(use) >= verdicts.MIN_LENGTHS and use[-1]["T"] / use[0]["T"] >= verdicts.MIN_SPAN
+            use = use if enough else rows
             fit = {}
             for key in ("seconds_per_sequence", "memory_per_sequence_bytes"):
                 pts = [(r["T"], r[key]) for r in use if r[key] and r[key] > 0]
                 fit[key] = float(np.polyfit(np.log([p[0] for p in pts]), np.log([p[1] for p in pts]), 1)[0]) if len(pts) >= 2 else None
             out.append({"backend": backend, "attention": attention, "largest_T": rows[-1]["T"],
+                        "lengths": [r["T"] for r in use if r["seconds_per_sequence"] and r["seconds_per_sequence"] > 0],
                         "time_exponent": fit["seconds_per_sequence"], "memory_exponent": fit["memory_per_sequence_bytes"]})
     return out
 
@@ -196,17 +205,17 @@ def languages(throughput, latency, scaling):
     for model in ("mnist", "cifar"):
         for mode in MODES:
             vals = {r["backend"]: r["seconds_per_image"] for r in latency
-                    if r["status"] == "ok" and r["model"] == model and r["mode"] == mode}
+                    if usable(r) and r["model"] == model and r["mode"] == mode}
             add(f"latency {model} {mode}, batch 1", vals, "s/image", False)
             vals = {b: best(throughput, b, model, mode)["images_per_second"] for b in _backends(throughput)
                     if best(throughput, b, model, mode)}
             add(f"throughput {model} {mode}, best batch", vals, "images/s", True)
     for attention in sorted({r["attention"] for r in scaling}):
-        Ts = sorted({r["T"] for r in scaling if r["attention"] == attention and r["status"] == "ok"})
+        Ts = sorted({r["T"] for r in scaling if r["attention"] == attention and usable(r)})
         if Ts:
             T = Ts[-1]
             vals = {r["backend"]: r["seconds_per_sequence"] for r in scaling
-                    if r["attention"] == attention and r["T"] == T and r["status"] == "ok"}
+                    if r["attention"] == attention and r["T"] == T and usable(r)}
             add(f"{attention} attention fwd+bwd, T={T}", vals, "s/sequence", False)
     return rows
 
@@ -224,15 +233,16 @@ def claim_c1(claims, s):
     c = claims["C1"]
     claim = {"id": "C1", "title": c["title"], "source": c["source"]}
     if "torch" not in _backends(s["throughput"]):
-        return _not_run(claim, "no throughput measurement succeeded")
+        return _not_run(claim, "no usable throughput measurement (failed, or flagged by the hygiene checks)")
     rows = []
     for model, paper in c["images_per_second"].items():
         u, cc, l = (best(s["throughput"], "torch", model, m) for m in MODES)
         for other, name in ((u, "softmax-uncached"), (cc, "softmax-cached")):
             p = paper["linear-recurrent"] / paper[name]
             ours = l["images_per_second"] / other["images_per_second"] if (l and other) else None
-            rows.append(_row(f"{model}: linear-recurrent / {name} images/s (torch, best batch each)", p, ours,
-                             speedup_verdict(ours, p), "x"))
+            flagged = flags(s["throughput"], "torch", model, (name, "linear-recurrent")) if ours is None else []
+            verdict = verdicts.inconclusive("; ".join(flagged)) if flagged else verdicts.speedup(ours, p)
+            rows.append(_row(f"{model}: linear-recurrent / {name} images/s (torch, best batch each)", p, ours, verdict, "x"))
         if l:
             rows.append(_row(f"{model}: linear-recurrent images/s (torch, batch {l['batch']}; paper: GPU)",
                              paper["linear-recurrent"], l["images_per_second"], "context", " img/s"))
@@ -242,12 +252,12 @@ def claim_c1(claims, s):
 def claim_c2(claims, s):
     c = claims["C2"]
     claim = {"id": "C2", "title": c["title"], "source": c["source"]}
-    lat = {(r["model"], r["mode"]): r["seconds_per_image"] for r in s["latency"] if r["status"] == "ok" and r["backend"] == "torch"}
-    for r in s["throughput"]:  # uncached latency comes from the batch-1 throughput run
-        if r["status"] == "ok" and r["backend"] == "torch" and r["batch"] == 1 and r["mode"] == "softmax-uncached":
-            lat[(r["model"], r["mode"])] = r["seconds_per_image"]
+    torch_b1 = [r for r in s["latency"] if r["backend"] == "torch"] + [
+        r for r in s["throughput"]  # uncached latency comes from the batch-1 throughput run
+        if r["backend"] == "torch" and r["batch"] == 1 and r["mode"] == "softmax-uncached"]
+    lat = {(r["model"], r["mode"]): r["seconds_per_image"] for r in torch_b1 if usable(r)}
     if not lat:
-        return _not_run(claim, "no latency measurement succeeded")
+        return _not_run(claim, "no usable latency measurement (failed, or flagged by the hygiene checks)")
     rows = []
     for model, paper in c["seconds_per_image_cpu"].items():
         lin = lat.get((model, "linear-recurrent"))
@@ -255,8 +265,9 @@ def claim_c2(claims, s):
             p = paper[name] / paper["linear-recurrent"]
             other = lat.get((model, name))
             ours = other / lin if (other and lin) else None
-            rows.append(_row(f"{model}: {name} / linear-recurrent seconds per image, batch 1, CPU", p, ours,
-                             speedup_verdict(ours, p), "x"))
+            flagged = flags(torch_b1, "torch", model, (name, "linear-recurrent")) if ours is None else []
+            verdict = verdicts.inconclusive("; ".join(flagged)) if flagged else verdicts.speedup(ours, p)
+            rows.append(_row(f"{model}: {name} / linear-recurrent seconds per image, batch 1, CPU", p, ours, verdict, "x"))
         rows.append(_row(f"{model}: linear-recurrent seconds per image, batch 1, CPU", paper["linear-recurrent"], lin,
                          "context", " s"))
     return {**claim, "rows": rows, "status": "measured"}
@@ -267,16 +278,21 @@ def claim_c3(claims, s):
     claim = {"id": "C3", "title": c["title"], "source": c["source"]}
     runs = s["quality"]["runs"]
     if not all(runs.get(a, {}).get("status") == "ok" for a in ("linear", "softmax")):
-        reasons = "; ".join(f"{a}: {runs[a].get('reason')}" for a in runs if runs[a].get("status") != "ok") or "training not run"
-        return _not_run(claim, reasons)
+        failed = {}
+        for a in runs:
+            if runs[a].get("status") != "ok":
+                failed.setdefault(str(runs[a].get("reason")), []).append(a)
+        reasons = "; ".join(f"{' and '.join(names)}: {why}" for why, names in failed.items())
+        return _not_run(claim, reasons or "training not run")
     paper = c["bits_per_dim"]["mnist"]
     gap_paper = paper["linear"] - paper["softmax"]
     lin, soft = runs["linear"]["test_bits_per_dim"], runs["softmax"]["test_bits_per_dim"]
     gap = lin - soft
-    verdict = "replicated" if abs(gap) <= 0.1 else ("direction only" if gap < gap_paper else "not replicated")
     d = s["quality"]["dataset"]
-    return {**claim, "status": "measured", "rows": [
-        _row(f"bits/dim linear - softmax, same {runs['linear']['steps']} steps ({d}; paper: MNIST, 250 epochs)",
+    verdict, evidence = verdicts.quality(runs, d, paper)
+    steps = runs["linear"]["steps"]
+    return {**claim, "status": "measured", "evidence": evidence, "rows": [
+        _row(f"bits/dim linear - softmax, same {steps} steps ({d}; paper: MNIST, 250 epochs)",
              gap_paper, gap, verdict, paper_text=f"{gap_paper:+.3f}", ours_text=f"{gap:+.3f}"),
         _row(f"linear test bits/dim ({d})", paper["linear"], lin, "context"),
         _row(f"softmax test bits/dim ({d})", paper["softmax"], soft, "context"),
@@ -290,20 +306,23 @@ def claim_c4(claims, s):
     claim = {"id": "C4", "title": c["title"], "source": c["source"]}
     fits = {(f["backend"], f["attention"]): f for f in s["scaling_fit"]}
     if not fits:
-        return _not_run(claim, "no scaling measurement succeeded")
+        return _not_run(claim, "no usable scaling measurement")
+    budget = s.get("scaling_budget") or {}
     rows = []
     for attention in ("softmax", "softmax-chunked", "linear"):
         f = fits.get(("torch", attention))
         paper_exp = c["exponent"].get(attention)
         ours = f["time_exponent"] if f else None
         if paper_exp is not None:
-            ok = ours is not None and abs(ours - paper_exp) <= 0.35
-            rows.append(_row(f"{attention}: exponent of time per sequence in T (torch)", paper_exp, ours,
-                             "not run" if ours is None else ("replicated" if ok else "not replicated"),
+            verdict = verdicts.exponent(ours, paper_exp, f["lengths"] if f else [])
+            rows.append(_row(f"{attention}: exponent of time per sequence in T (torch, T = "
+                             f"{', '.join(map(str, f['lengths'])) if f else '-'})", paper_exp, ours, verdict,
                              paper_text=f"{paper_exp:.1f}", ours_text="n/a" if ours is None else f"{ours:.2f}"))
         if f:
-            rows.append(_row(f"{attention}: largest T measured (torch)", c["largest_length"].get(attention), f["largest_T"],
-                             "context", paper_text=fmt(c["largest_length"].get(attention)) if attention in c["largest_length"] else "-"))
+            where = f"budget {budget['why']}" if budget.get("why") else "paper: 11 GB GPU"
+            rows.append(_row(f"{attention}: largest T measured (torch; {where})", c["largest_length"].get(attention),
+                             f["largest_T"], "context",
+                             paper_text=fmt(c["largest_length"].get(attention)) if attention in c["largest_length"] else "-"))
     return {**claim, "rows": rows, "status": "measured"}
 
 

@@ -3,7 +3,8 @@
 Each backend runs in a worker of its own (juliacall, torch and jax must not share a process, and
 separate processes give clean timings and a clean peak-memory reading). The worker writes its
 result atomically; a backend that cannot run writes {"status": "unavailable", "reason": ...}.
-A worker that crashes or is killed leaves no result, and the driver records why.
+A worker that crashes or is killed leaves no result, and the driver records why. Every result
+carries the worker's wall time and what the machine did meanwhile (`contention`, see hygiene.py).
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import json
 import resource
 import sys
+import time
 import traceback
 
 from linattn.weights import atomic_write
+
+from . import hygiene
 
 
 def peak_rss_bytes() -> int:
@@ -65,6 +69,7 @@ def main(argv=None):
     task = json.loads(open(task_path).read())
     from linattn.backends import BackendUnavailable
 
+    before, started = hygiene.counters(), time.monotonic()
     try:
         result = {"status": "ok", **run_task(task)}
     except BackendUnavailable as e:
@@ -75,6 +80,8 @@ def main(argv=None):
         traceback.print_exc()
         result = {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
     result.setdefault("peak_rss_bytes", peak_rss_bytes())
+    result["worker_seconds"] = time.monotonic() - started
+    result["contention"] = hygiene.contention(before, hygiene.counters(), task.get("threads") or 1)
     atomic_write(out_path, lambda f: f.write(json.dumps(result).encode()))
 
 

@@ -142,7 +142,7 @@ def test_missing_training_yields_explicit_not_run_texts(tmp_path):
     assert c3["status"] == "not run" and "boom" in c3["note"]
     assert any(n.startswith("C3 not run:") and "boom" in n for n in query(folder, "<notices>")[0]["value"])
     shown = " ".join(texts(query(folder, "<notice>")))
-    assert "C3 not run: linear: worker exited with 1: boom" in shown
+    assert "C3 not run: linear and softmax: worker exited with 1: boom" in shown
     data = json.loads((folder / BUILD / DATA).read_text())
     assert ["C3", f"{c3['title']} (not run: {c3['note']})", "–", "–", "–", "not run"] in data["claims_table"]["rows"]
     assert data["figures"]["curves"] is None
