@@ -383,7 +383,7 @@ class Study:
         q = {k: v for k, v in p["quality"].items() if k != "sources"}
         if q["backend"] in ready:
             dataset = self.state["data"]["dataset"]
-            no_data = None if dataset else f"not run: {self.state['data']['reason']}; {self.state['data']['fix']}"
+            no_data = None if dataset else f"{self.state['data']['reason']}; {self.state['data']['fix']}"
             for attention in ("linear", "softmax"):
                 task = {**q, "kind": "train", "attention": attention, "dataset": dataset, "data_dir": self.data_dir,
                         "checkpoint_dir": str(self.folder / "checkpoints" / attention), "threads": threads}

@@ -76,6 +76,10 @@ def inconclusive(why: str) -> str:
     return f"inconclusive: {why}"
 
 
+def _x(v: float) -> str:
+    return f"{v:,.0f}x" if v >= 100 else f"{v:.3g}x"
+
+
 def speedup(ours, paper) -> str:
     """The verdict of a speed-up `ours` against the paper's `paper` (both > 0; None: not run)."""
     if ours is None:
@@ -83,7 +87,7 @@ def speedup(ours, paper) -> str:
     boundaries = [paper / SPEEDUP_FACTOR, paper * SPEEDUP_FACTOR, 1.0]
     near = [b for b in boundaries if b / BOUNDARY_MARGIN < ours < b * BOUNDARY_MARGIN]
     if near:
-        return inconclusive(f"{ours:,.3g}x is within a factor {BOUNDARY_MARGIN:g} of the boundary {near[0]:,.3g}x")
+        return inconclusive(f"{_x(ours)} is within a factor {BOUNDARY_MARGIN:g} of the boundary {_x(near[0])}")
     if paper / SPEEDUP_FACTOR <= ours <= paper * SPEEDUP_FACTOR:
         return "replicated"
     if ours > 1 and paper > 1:

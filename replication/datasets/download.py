@@ -3,7 +3,8 @@
 The bytes go to a temporary file (`.NAME.XXXX.part`) in the destination folder, never under the
 final name; the caller verifies the content and renames it into place (os.replace, atomic on one
 file system) or deletes it. A mirror that fails or delivers other bytes (an HTML error page, a
-truncated transfer) is recorded and the next one tried.
+truncated transfer) is recorded and the next one tried. With REPLICATION_OFFLINE=1 in the
+environment nothing is downloaded: every fetch fails at once, as on a machine without a network.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from .checks import DataError, describe_start
 
 TIMEOUT_S = 60  # per network operation, not for the whole file
+OFFLINE_VAR = "REPLICATION_OFFLINE"
 _BLOCK = 1 << 20
 _USER_AGENT = "transformers-are-rnns-replication (dataset download; urllib)"
 
@@ -28,6 +30,9 @@ def download(urls, folder: Path, name: str, md5: str, dataset: str, size: int | 
     """Fetch the first of `urls` that delivers the published bytes (md5, and size and sha256 where
     given) into a temporary file in `folder`, and return its path. Raise DataError naming what each
     URL gave if none did; nothing is left behind then. Returns (temporary file, the URL used)."""
+    if os.environ.get(OFFLINE_VAR, "") not in ("", "0"):
+        raise DataError(f"{name}: not downloaded, because {OFFLINE_VAR} is set (offline use). Unset it to download, or "
+                        f"get the file by other means and run `replication data fetch --dataset {dataset} --path FILE`")
     failures = []
     for url in urls:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
