@@ -50,6 +50,7 @@ BUILTIN_MODULES = {"Base", "Core", "Main"}
 # uuids from each package's own Project.toml (Flux v0.16.11, NNlib v0.9.36, Optimisers v0.4.8,
 # Zygote v0.7.12, NPZ v0.4.3, JSON v1.7.0) and Julia's stdlibs.
 REGISTERED = {
+    "ChainRulesCore": "d360d2e6-b24c-11e9-a2a3-2a2ae2dbcce4",
     "Flux": "587475ba-b771-5e3f-ad9e-33799f191a9c",
     "JSON": "682c06a0-de6a-54ab-a142-c8b1cf79cde6",
     "LinearAlgebra": "37e2e46d-f89d-539d-b4ee-838fcccc9c8e",

@@ -23,11 +23,12 @@ boundary, `model_from_params` / `params_of` (weights.jl).
 """
 module LinAttn
 
+using ChainRulesCore: ChainRulesCore, NoTangent, ignore_derivatives, unthunk
 using Flux: Flux, Dense, Dropout, Embedding
 using JSON: JSON
 using LinearAlgebra: BLAS
-using NNlib: batched_mul, batched_transpose, elu, logsoftmax, logsumexp, make_causal_mask,
-    pad_zeros, relu, softmax, softplus
+using NNlib: batched_mul, batched_transpose, elu, logsoftmax, logsumexp, pad_zeros, relu,
+    softmax, softplus
 using NPZ: npzread, npzwrite
 using Optimisers: Optimisers
 using Statistics: mean
