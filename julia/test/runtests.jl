@@ -227,6 +227,19 @@ end
         @test length(seconds) == 3 && all(>(0), seconds)
     end
     @test_throws ArgumentError time_attention("softmax-chunked", 1, 4, 1, 2, 1)
+    seconds, peak = time_attention_peak("softmax", 2, 64, 2, 4, 2)
+    @test length(seconds) == 2 && peak isa Int && peak >= 0
+end
+
+@testset "time_window ($name)" for name in CASES
+    model = fixture_model(name)
+    mode = model.config.attention == "linear" ? "linear-recurrent" : "softmax-cached"
+    L = size(model.pe, 2)
+    @test time_window(model, mode, 2, 0, 3) > 0
+    @test time_window(model, mode, 2, L - 3, 3; seed = 1) > 0
+    @test_throws ArgumentError time_window(model, mode, 2, L - 2, 3)
+    wrong = model.config.attention == "linear" ? "softmax-cached" : "linear-recurrent"
+    @test_throws ArgumentError time_window(model, wrong, 1, 0, 1)
 end
 
 @testset "train_step" begin
