@@ -449,3 +449,30 @@ def test_find_julia_looks_on_path_and_in_juliaup(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [str(on_path), str(juliaup / "julia"), [1, 10, 4]]
+
+
+# --- make julia-check --------------------------------------------------------------------------------
+
+
+def test_julia_check_without_julia_says_so_in_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON_JULIA")}
+    env["PYTHON_JULIAPKG_EXE"] = str(tmp_path / "no-such-julia")
+    proc = subprocess.run([sys.executable, "-m", "replication.julia_check"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("julia-check: Julia not found") and proc.stderr.count("\n") == 1
+    assert "juliaup" in proc.stderr and "environment.yml" in proc.stderr
+
+
+def test_julia_check_table_shows_batch_one_and_the_best_batch():
+    from replication.julia_check import table
+
+    def r(batch, ips):
+        return {"batch": batch, "images_per_second": ips}
+
+    text = table({("julia", "linear-recurrent"): [r(1, 2.0), r(16, 9.5), r(64, 7.0)],
+                  ("torch", "linear-recurrent"): [r(1, 3.0), None]}, "mnist")
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in text.splitlines()[2:]}
+    assert rows["julia", "linear-recurrent"] == ["2", "9.5", "(b16)"]
+    assert rows["torch", "linear-recurrent"] == ["3", "3", "(b1)"]
+    assert rows["jax", "softmax-cached"] == ["-", "-"]
