@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= cpu
 
-.PHONY: setup test study bench fixtures
+.PHONY: setup test study bench fixtures julia-check
 
 setup: $(STAMP)
 
@@ -32,6 +32,11 @@ bench: setup
 	        $$( [ $$batch -gt 1 ] && echo --steps 64 ) > results/bench/$$model-$$mode-$$batch.json || exit 1; \
 	      $(PY) -c "import json,sys; from replication.speed import summary_line; print(summary_line(json.load(open(sys.argv[1]))))" results/bench/$$model-$$mode-$$batch.json; \
 	    done; done; done
+
+# For a user with Julia: Pkg.test(), the Python-Julia parity tests, then a Julia vs PyTorch vs JAX
+# speed table (three modes, batch 1 and the best batch). Without Julia: one line on how to get it.
+julia-check: setup
+	$(PY) -m replication.julia_check
 
 fixtures: setup
 	$(PY) fixtures/make_fixtures.py

@@ -79,12 +79,17 @@ def attention(task, machine) -> dict:
         C = min(64, T)
         flops = B * H * (4 * T * C * D + 6 * T * D * D)
         memory = B * H * (T * C + (T // C + 1) * D * D + 12 * T * D) * FLOAT * 3
+    elif kind == "softmax-fused":
+        flops = B * H * 4 * T * T * D
+        # torch's scaled_dot_product_attention: blocks of scores made and dropped inside the kernel,
+        # no T x T kept; a log-sum-exp per query for the backward, and the inputs, outputs, grads.
+        memory = B * H * T * FLOAT + 12 * B * T * H * D * FLOAT
     else:
         flops = B * H * 4 * T * T * D
         chunk = min(256, T) if kind == "softmax-chunked" else T
-        # two T x T matrices per head: scores and probabilities kept for the backward. Fused kernels
-        # (torch's scaled_dot_product_attention on a CPU) hold less; the chunked form's autograd
-        # keeps every chunk's probabilities, so it holds T x T too.
+        # two T x T matrices per head: scores and probabilities kept for the backward (the
+        # materialised "softmax" of every backend); the chunked form's autograd keeps every chunk's
+        # probabilities, so it holds T x T too.
         memory = (B * H * T * T * FLOAT * 2
                   + B * H * T * chunk * FLOAT + 12 * B * T * H * D * FLOAT)
     seconds = OVERHEAD * 3 * flops / (machine["gemm_GFLOPs"] * 1e9) * (task["repeats"] + 1)

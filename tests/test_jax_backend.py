@@ -12,6 +12,8 @@ import importlib
 import numpy as np
 import pytest
 
+from linattn.backends import BackendUnavailable
+
 jax = pytest.importorskip("jax")
 torch = pytest.importorskip("torch")
 
@@ -274,6 +276,8 @@ def test_time_attention():
     for kind in ("softmax", "softmax-chunked", "linear"):
         times = jb.time_attention(kind, batch=1, T=12, n_heads=2, d_head=4, repeats=2)
         assert len(times) == 2 and all(t > 0 for t in times)
+    with pytest.raises(BackendUnavailable, match="softmax-fused"):  # PyTorch's kernel: unavailable, not failed
+        jb.time_attention("softmax-fused", batch=1, T=12, n_heads=2, d_head=4, repeats=2)
 
 
 def test_refusals():

@@ -55,11 +55,16 @@ for name in sys.argv[3:]:
             results[f"{key}__seconds_{mode}"] = np.float64(seconds)
             results[f"{key}__compile_seconds_{mode}"] = np.float64(model.compile_seconds[mode])
         jb.uncached_step(model, exp["data"][:, :3])
+        window_mode = "linear-recurrent" if config.attention == "linear" else "softmax-cached"
+        jb.time_window(model, window_mode, 2, config.seq_len - 3, 3)  # compiles
+        results[f"{key}__window_seconds"] = np.float64(jb.time_window(model, window_mode, 2, 0, 3, seed=1))
     back = jb.params_of(jb.prepare(config, params))
     results[f"{name}__params_equal"] = np.bool_(
         back.keys() == params.keys() and all(np.array_equal(back[n], params[n]) for n in params)
     )
+jb.warm_up()
 results["time_attention"] = np.array(jb.time_attention("linear", 1, 16, 2, 4, 2))
+results["attention_peak_bytes"] = np.int64(jb.attention_peak_bytes())
 np.savez(out, **results)
 print(jb.info())
 """
@@ -118,6 +123,25 @@ def test_params_cross_the_boundary_unchanged(julia, name):
 def test_time_attention_times_each_repeat(julia):
     seconds = julia["time_attention"]
     assert seconds.shape == (2,) and (seconds > 0).all()
+    assert julia["attention_peak_bytes"] >= 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", CASES)
+def test_time_window_times_steps(julia, name, dtype):
+    assert julia[f"{name}__{dtype}__window_seconds"] > 0
+
+
+def test_attention_task_measures_memory_inside_julia(tmp_path):
+    """The scaling task's worker starts Julia before its baseline and takes Julia's own reading."""
+    task = dict(kind="attention", backend="julia", attention="softmax", T=64, batch=2, n_heads=2, d_head=4,
+                repeats=2, threads=1)
+    (tmp_path / "task.json").write_text(json.dumps(task))
+    run_worker(["-m", "replication.worker", str(tmp_path / "task.json"), str(tmp_path / "out.json")])
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["status"] == "ok", result
+    assert len(result["seconds"]) == 2 and result["peak_memory_method"] == "backend"
+    assert 0 <= result["peak_memory_bytes"] < 2**30  # Julia and Flux themselves take more than this
 
 
 # --- the CLI, Julia against PyTorch -----------------------------------------------------------------

@@ -1,14 +1,19 @@
-"""Checks of the Julia side that need no Julia, so they run everywhere (CI included).
+"""Checks of the Julia side that need no Julia and that fatou (tests/test_julia_lint.py) does not
+make, so they run everywhere (CI included):
 
-- every .jl file parses with tree-sitter-julia: no ERROR and no MISSING node;
-- every `using`/`import` names a dependency declared in julia/Project.toml (stdlibs too: Julia
-  refuses a package that loads an undeclared one), every dependency is used and has a [compat]
-  entry, and the uuids are the registered ones;
-- the uuid of julia/Project.toml is the one in python/linattn/juliapkg.json;
+- test/runtests.jl, where fatou skips undefined names (it cannot resolve `using Test`): every
+  package it loads is declared, every name it takes from LinAttn exists there;
+- every dependency is used, registered under its uuid and has a [compat] entry;
+- the uuid of julia/Project.toml is the one in python/linattn/juliapkg.json, whose path the Julia
+  backend resolves at run time (refusing in one line outside a source checkout);
 - the Julia functions of DESIGN section 3 exist under the names of their Python twins (a trailing
-  `!` allowed: Julia's mark of a function that updates its arguments, here the recurrent state);
+  `!` allowed: Julia's mark of a function that updates its arguments, here the recurrent state),
+  and no file mixes look-alike letters (φ/ϕ, ε/ϵ);
 - linattn.julia_backend offers the backend API, calls only Julia functions that exist, and says
   "Julia not found" before importing juliacall.
+
+tree-sitter-julia gives the syntax trees; fatou checks parsing, undefined names, arities and the
+imports of julia/src.
 """
 
 import ast
@@ -30,6 +35,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as vendored by pip
 from tree_sitter import Language, Parser
 
 ROOT = Path(__file__).resolve().parents[1]
+needs_posix = pytest.mark.skipif(os.name == "nt", reason="fake julia executables are shell scripts")
 JULIA = ROOT / "julia"
 PYTHON = ROOT / "python" / "linattn"
 JL_FILES = sorted(JULIA.rglob("*.jl"))
@@ -50,6 +56,7 @@ BUILTIN_MODULES = {"Base", "Core", "Main"}
 # uuids from each package's own Project.toml (Flux v0.16.11, NNlib v0.9.36, Optimisers v0.4.8,
 # Zygote v0.7.12, NPZ v0.4.3, JSON v1.7.0) and Julia's stdlibs.
 REGISTERED = {
+    "ChainRulesCore": "d360d2e6-b24c-11e9-a2a3-2a2ae2dbcce4",
     "Flux": "587475ba-b771-5e3f-ad9e-33799f191a9c",
     "JSON": "682c06a0-de6a-54ab-a142-c8b1cf79cde6",
     "LinearAlgebra": "37e2e46d-f89d-539d-b4ee-838fcccc9c8e",
@@ -98,19 +105,6 @@ def walk(node):
         node = stack.pop()
         yield node
         stack.extend(reversed(node.children))
-
-
-def parse_errors(source: bytes) -> list[str]:
-    """Every ERROR and MISSING node tree-sitter-julia finds, as 'line:column KIND text'."""
-    tree = PARSER.parse(source)
-    found = [
-        f"{n.start_point.row + 1}:{n.start_point.column + 1} {'MISSING' if n.is_missing else 'ERROR'} {n.text[:40]!r}"
-        for n in walk(tree.root_node)
-        if n.type == "ERROR" or n.is_missing
-    ]
-    if tree.root_node.has_error and not found:
-        found.append("tree has an error")
-    return found
 
 
 def _package(node) -> str | None:
@@ -190,44 +184,12 @@ def python_functions(path: Path) -> set[str]:
     return {n.name for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)}
 
 
-# --- the parse check, and proof that it can fail ------------------------------------------------------
+# --- files and letters ----------------------------------------------------------------------------------
 
 
 def test_there_are_julia_files():
     names = {f.relative_to(JULIA).as_posix() for f in JL_FILES}
     assert {"src/LinAttn.jl", "test/runtests.jl"} <= names
-
-
-@pytest.mark.parametrize("path", JL_FILES, ids=lambda p: p.relative_to(JULIA).as_posix())
-def test_julia_file_parses(path):
-    assert parse_errors(path.read_bytes()) == []
-
-
-@pytest.mark.parametrize(
-    "snippet",
-    [
-        "function f(x)\n    return x +\n",  # no end
-        "f(x) = (x + 1",  # unclosed parenthesis
-        "struct S\n    a::Int\n",  # no end
-        "x = [1, 2\ny = 3\n",  # unclosed bracket
-    ],
-)
-def test_parse_check_finds_broken_code(snippet):
-    assert parse_errors(snippet.encode())
-
-
-def test_parse_check_accepts_the_syntax_used_here():
-    code = """
-    using NNlib: softmax
-    function f!(s::LinearState, x::AbstractArray{T,3}) where {T}
-        s.S .+= reshape(x, 2, 1) .* x'
-        μ, σ² = mean(x; dims = 1), 2M
-        return .-softplus.(.-x) .+ T(1e-6), ρ∞
-    end
-    (m::Foo)(x) = m.a(x)
-    Flux.@layer Foo trainable = (a,)
-    """
-    assert parse_errors(code.encode()) == []
 
 
 LOOK_ALIKES = [("φ", "ϕ"), ("ε", "ϵ")]  # distinct identifiers in Julia (notes/julia.md)
@@ -244,14 +206,13 @@ def test_no_look_alike_identifiers_mixed(path):
 # --- dependencies --------------------------------------------------------------------------------------
 
 
-def test_every_import_is_declared():
-    deps, extras = set(PROJECT["deps"]), set(PROJECT.get("extras", {}))
+def test_test_imports_are_declared():
+    """fatou checks the imports of julia/src; those of julia/test must be deps, test extras or LinAttn."""
+    allowed = set(PROJECT["deps"]) | set(PROJECT.get("extras", {})) | BUILTIN_MODULES | {PROJECT["name"]}
     for path in JL_FILES:
-        allowed = deps | BUILTIN_MODULES
         if path.is_relative_to(JULIA / "test"):
-            allowed |= extras | {PROJECT["name"]}
-        undeclared = imported_packages(path.read_bytes()) - allowed
-        assert not undeclared, f"{path.relative_to(ROOT)} loads {sorted(undeclared)}, not in julia/Project.toml"
+            undeclared = imported_packages(path.read_bytes()) - allowed
+            assert not undeclared, f"{path.relative_to(ROOT)} loads {sorted(undeclared)}, not in julia/Project.toml"
 
 
 def test_import_check_sees_imports():
@@ -275,6 +236,32 @@ def test_every_dependency_has_compat():
     packages = (set(PROJECT["deps"]) | set(PROJECT.get("extras", {}))) - STDLIBS
     assert packages <= set(compat), f"no [compat] entry for {sorted(packages - set(compat))}"
     assert set(compat) - {"julia"} <= set(PROJECT["deps"]) | set(PROJECT.get("extras", {}))
+
+
+@needs_posix
+def test_julia_package_outside_a_checkout_is_refused_in_one_line(tmp_path):
+    """Installed without the repository (a plain `pip install .`), juliapkg.json's relative path
+    leads nowhere: the backend says so in one line before starting Julia."""
+    (tmp_path / "juliapkg.json").write_text((PYTHON / "juliapkg.json").read_text())
+    exe = tmp_path / "julia"
+    exe.write_text("#!/bin/sh\necho 'julia version 1.10.4'\n")
+    exe.chmod(0o755)
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import linattn.julia_backend as jb\n"
+        "print(jb.julia_package_dir())\n"
+        "try:\n    jb.julia_package_dir(Path(sys.argv[1]) / 'juliapkg.json')\n"
+        "except jb.BackendUnavailable as e:\n    print('REFUSED:', e)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON_JULIA")}
+    env["PYTHON_JULIAPKG_EXE"] = str(exe)
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    found, refused = proc.stdout.splitlines()
+    assert Path(found) == JULIA.resolve()
+    assert refused.startswith("REFUSED: the Julia package LinAttn is not at") and "pip install -e ." in refused
 
 
 def test_juliapkg_json_develops_this_package():
@@ -320,6 +307,34 @@ def test_definition_finder_sees_definitions():
     assert top_level_definitions(code) == {"f", "g", "h", "k!", "apply!", "S", "K", "C", "outer"}
 
 
+def linattn_names_used(source: bytes) -> set[str]:
+    """Names a file takes from LinAttn: `using LinAttn: a, b` and qualified `LinAttn.c`."""
+    names = set()
+    for node in walk(PARSER.parse(source).root_node):
+        if node.type == "selected_import" and node.named_children[0].text == b"LinAttn":
+            names |= {c.text.decode() for c in node.named_children[1:]}
+        elif node.type == "field_expression" and node.named_children[0].text == b"LinAttn":
+            names.add(node.named_children[-1].text.decode())
+    return names
+
+
+def test_runtests_takes_only_names_that_exist():
+    """fatou skips undefined names in test/runtests.jl: the names it takes from LinAttn, by import or
+    qualified, and the exported functions it calls must be defined in julia/src."""
+    source = (JULIA / "test" / "runtests.jl").read_bytes()
+    used = linattn_names_used(source)
+    assert {"KVCache", "TorchRAdam"} <= used
+    assert used <= julia_definitions(), f"not defined in julia/src: {sorted(used - julia_definitions())}"
+    exported = exported_names((JULIA / "src" / "LinAttn.jl").read_bytes())
+    called = {_callee_name(n) for n in walk(PARSER.parse(source).root_node) if n.type == "call_expression"}
+    assert {"time_window", "time_attention_peak", "load_checkpoint"} <= called & exported
+
+
+def test_linattn_name_finder_sees_names():
+    code = b"using LinAttn: A, b!\nx = LinAttn.c(1)\nusing Other: d\ny = Other.e\n"
+    assert linattn_names_used(code) == {"A", "b!", "c"}
+
+
 def test_exports_are_defined():
     exported = exported_names((JULIA / "src" / "LinAttn.jl").read_bytes())
     assert exported and exported <= julia_definitions(), f"exported but undefined: {sorted(exported - julia_definitions())}"
@@ -332,7 +347,7 @@ def test_backend_module_offers_the_backend_api():
     assert {"prepare", "params_of", "forward", "bits_per_dim", "generate", "uncached_step", "info", "time_attention"} <= api
     tree = ast.parse((PYTHON / "julia_backend.py").read_text())
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    assert api | {"timed_generate"} <= defined
+    assert api | {"timed_generate", "time_window", "warm_up", "attention_peak_bytes"} <= defined
     assigned = {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
     assert "NAME" in assigned
 
@@ -340,7 +355,7 @@ def test_backend_module_offers_the_backend_api():
 def test_backend_module_calls_only_julia_functions_that_exist():
     source = (PYTHON / "julia_backend.py").read_text()
     called = set(re.findall(r"\bL\.(\w+)\(", source))
-    assert {"model_from_params", "generate", "timed_generate"} <= called
+    assert {"model_from_params", "generate", "timed_generate", "time_window", "time_attention_peak"} <= called
     assert called <= julia_definitions() | {"info"}, f"not defined in julia/src: {sorted(called - julia_definitions())}"
 
 
@@ -355,9 +370,6 @@ def test_only_the_julia_backend_imports_juliacall():
 
 
 # --- finding Julia, without Julia ---------------------------------------------------------------------
-
-needs_posix = pytest.mark.skipif(os.name == "nt", reason="fake julia executables are shell scripts")
-
 
 def fake_julia(tmp_path, version):
     exe = tmp_path / "julia"
@@ -437,3 +449,30 @@ def test_find_julia_looks_on_path_and_in_juliaup(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [str(on_path), str(juliaup / "julia"), [1, 10, 4]]
+
+
+# --- make julia-check --------------------------------------------------------------------------------
+
+
+def test_julia_check_without_julia_says_so_in_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON_JULIA")}
+    env["PYTHON_JULIAPKG_EXE"] = str(tmp_path / "no-such-julia")
+    proc = subprocess.run([sys.executable, "-m", "replication.julia_check"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("julia-check: Julia not found") and proc.stderr.count("\n") == 1
+    assert "juliaup" in proc.stderr and "environment.yml" in proc.stderr
+
+
+def test_julia_check_table_shows_batch_one_and_the_best_batch():
+    from replication.julia_check import table
+
+    def r(batch, ips):
+        return {"batch": batch, "images_per_second": ips}
+
+    text = table({("julia", "linear-recurrent"): [r(1, 2.0), r(16, 9.5), r(64, 7.0)],
+                  ("torch", "linear-recurrent"): [r(1, 3.0), None]}, "mnist")
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in text.splitlines()[2:]}
+    assert rows["julia", "linear-recurrent"] == ["2", "9.5", "(b16)"]
+    assert rows["torch", "linear-recurrent"] == ["3", "3", "(b1)"]
+    assert rows["jax", "softmax-cached"] == ["-", "-"]

@@ -23,13 +23,15 @@ boundary, `model_from_params` / `params_of` (weights.jl).
 """
 module LinAttn
 
+using ChainRulesCore: ChainRulesCore, NoTangent, ignore_derivatives, unthunk
 using Flux: Flux, Dense, Dropout, Embedding
 using JSON: JSON
 using LinearAlgebra: BLAS
-using NNlib: batched_mul, batched_transpose, elu, logsoftmax, logsumexp, make_causal_mask,
-    pad_zeros, relu, softmax, softplus
+using NNlib: batched_mul, batched_transpose, elu, logsoftmax, logsumexp, pad_zeros, relu,
+    softmax, softplus
 using NPZ: npzread, npzwrite
 using Optimisers: Optimisers
+using Random: Random
 using Statistics: mean
 using Zygote: Zygote
 
@@ -38,7 +40,8 @@ export elu_feature_map, softmax_attention, softmax_attention_recurrent!,
     linear_attention, linear_attention_recurrent!
 export input_tokens, position_code, forward, forward_step!, empty_state
 export split_mixture, log_prob, nats_per_dim, bits_per_dim
-export sample_from_head, generate, uncached_step, timed_generate, time_generation, time_attention
+export sample_from_head, generate, uncached_step, timed_generate, time_generation, time_attention,
+    time_attention_peak, time_window
 export model_from_params, params_of, check_params, load_checkpoint, save_checkpoint
 export make_optimizer, train_step
 

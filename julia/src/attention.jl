@@ -18,17 +18,56 @@ heads_to_batch(x::AbstractArray{<:Any,4}) = reshape(permutedims(x, (1, 3, 2, 4))
 """
     softmax_attention(q, k, v) -> o
 
-oᵢ = Σ_{j≤i} softmax_j(qᵢ·kⱼ / √D) vⱼ, max-subtracted (NNlib.softmax), future keys masked with
--Inf.  q, k: [D, H, T, B]; v: [Dv, H, T, B]; o: [Dv, H, T, B].
+oᵢ = Σ_{j≤i} softmax_j(qᵢ·kⱼ / √D) vⱼ, max-subtracted (NNlib.softmax), future keys masked by an
+additive bias of -Inf.  q, k: [D, H, T, B]; v: [Dv, H, T, B]; o: [Dv, H, T, B].
+
+The materialised form: the whole [T, T] scores of each head are held (as in every backend's
+"softmax"). q is scaled by 1/√D before the product, and the mask is a constant [T, T] bias built
+outside differentiation and added by `add_constant`, so that Zygote's backward is the softmax's
+and two batched products, with no elementwise rule over the scores.
 """
 function softmax_attention(q::AbstractArray{T,4}, k::AbstractArray{T,4}, v::AbstractArray{T,4}) where {T}
     D, H, L, B = size(q)
-    q3, k3, v3 = heads_to_batch(q), heads_to_batch(k), heads_to_batch(v)  # [D, T, H*B]
-    scores = batched_mul(batched_transpose(k3), q3) .* T(1 / sqrt(D))  # [T_key, T_query, H*B]
-    causal = make_causal_mask(scores; dims = 1)  # [T_key, T_query]: key j <= query i
-    weights = softmax(ifelse.(causal, scores, typemin(T)); dims = 1)  # over keys
-    o = batched_mul(v3, weights)  # [Dv, T, H*B]
+    q3, k3, v3 = heads_to_batch(q .* T(1 / sqrt(D))), heads_to_batch(k), heads_to_batch(v)  # [D, T, H*B]
+    bias = ignore_derivatives(() -> causal_bias(T, L))  # [T_key, T_query]: 0 where key j <= query i
+    scores = add_constant(batched_mul(batched_transpose(k3), q3), bias)  # [T_key, T_query, H*B]
+    o = batched_mul(v3, softmax(scores; dims = 1))  # [Dv, T, H*B]; softmax over keys
     return permutedims(reshape(o, size(v, 1), L, H, B), (1, 3, 2, 4))  # [Dv, H, T, B]
+end
+
+"""
+    causal_bias(T, L) -> Matrix{T}
+
+The [L_key, L_query] bias of causal attention: 0 where key j <= query i, else -Inf.
+"""
+causal_bias(::Type{T}, L::Integer) where {T<:AbstractFloat} = [j <= i ? zero(T) : typemin(T) for j in 1:L, i in 1:L]
+
+"""
+    causal_keep(T, L) -> Matrix{T}
+
+The [L_key, L_query] mask of causal attention as numbers: 1 where key j <= query i, else 0.
+"""
+causal_keep(::Type{T}, L::Integer) where {T<:Real} = [j <= i ? one(T) : zero(T) for j in 1:L, i in 1:L]
+
+"""
+    add_constant(x, c) = x .+ c
+    times_constant(x, c) = x .* c
+
+Broadcast a constant `c` (a mask or bias, never differentiated) onto `x`. Their rules give `x` its
+gradient directly (Δ, and Δ .* c) and `c` none, where Zygote's rules for `.+` and `.*` would also
+sum a gradient for `c` over the whole of `x`.
+"""
+add_constant(x::AbstractArray, c::AbstractArray) = x .+ c
+times_constant(x::AbstractArray, c::AbstractArray) = x .* c
+
+function ChainRulesCore.rrule(::typeof(add_constant), x::AbstractArray, c::AbstractArray)
+    add_constant_pullback(Δ) = (NoTangent(), unthunk(Δ), NoTangent())
+    return add_constant(x, c), add_constant_pullback
+end
+
+function ChainRulesCore.rrule(::typeof(times_constant), x::AbstractArray, c::AbstractArray)
+    times_constant_pullback(Δ) = (NoTangent(), unthunk(Δ) .* c, NoTangent())
+    return times_constant(x, c), times_constant_pullback
 end
 
 """
@@ -90,8 +129,8 @@ function linear_attention(q::AbstractArray{T,4}, k::AbstractArray{T,4}, v::Abstr
     # time t = c + C (n - 1): [X, H, N*C, B] -> [X, H, C, N, B] -> [X, C, H, N, B] -> [X, C, H*N*B]
     chunks(x) = reshape(permutedims(reshape(x, size(x, 1), H, C, N, B), (1, 3, 2, 4, 5)), size(x, 1), C, H * N * B)
     q3, k3, v3 = chunks(fq), chunks(fk), chunks(fv)  # [D, C, H*N*B], v3: [Dv, C, H*N*B]
-    scores = batched_mul(batched_transpose(k3), q3)  # [C_key, C_query, H*N*B]: φ(kⱼ)·φ(qᵢ)
-    A = scores .* make_causal_mask(scores; dims = 1)  # keep key j <= query i inside the chunk
+    keep = ignore_derivatives(() -> causal_keep(T, C))  # [C_key, C_query]: 1 where key j <= query i
+    A = times_constant(batched_mul(batched_transpose(k3), q3), keep)  # [C_key, C_query, H*N*B]: φ(kⱼ)·φ(qᵢ), causal
     kv = reshape(batched_mul(k3, batched_transpose(v3)), D, Dv, H, N, B)  # each chunk's Σ φ(k) vᵀ
     S = exclusive_cumsum(kv, 4)  # [D, Dv, H, N, B]: the state before each chunk
     ksum = reshape(sum(k3; dims = 2), D, H, N, B)  # each chunk's Σ φ(k)

@@ -34,18 +34,83 @@ time_generation(model::Transformer, mode::AbstractString, noise::AbstractArray{<
 
 Seconds of each of `repeats` forward + backward passes (Zygote) of one causal attention, "softmax"
 or "linear", on random Float32 inputs [d_head, n_heads, len, batch], after one untimed warm-up
-pass: the Julia side of the scaling measurement (PyTorch's `time_attention`).
+pass: the Julia side of the scaling measurement (PyTorch's `time_attention`). See
+`time_attention_peak` for the memory it takes.
 """
-function time_attention(kind::AbstractString, batch::Integer, len::Integer, n_heads::Integer, d_head::Integer,
-                        repeats::Integer)
+time_attention(kind::AbstractString, batch::Integer, len::Integer, n_heads::Integer, d_head::Integer, repeats::Integer) =
+    first(time_attention_peak(kind, batch, len, n_heads, d_head, repeats))
+
+"""
+    time_attention_peak(kind, batch, len, n_heads, d_head, repeats) -> (seconds, peak_bytes)
+
+`time_attention`, with the memory the passes take: the growth of the process's peak resident size
+(`Sys.maxrss`) from just before the full-size warm-up pass to the end of the timed repeats. A first
+pass on a 2-step problem of the same types compiles every method before that baseline, so neither
+Julia's start-up nor compilation is counted.
+"""
+function time_attention_peak(kind::AbstractString, batch::Integer, len::Integer, n_heads::Integer, d_head::Integer,
+                             repeats::Integer)
     kind in ("softmax", "linear") || throw(ArgumentError("kind must be \"softmax\" or \"linear\", got $(repr(kind))"))
     attend = kind == "softmax" ? softmax_attention : linear_attention
+    pass(q, k, v) = Zygote.gradient((q, k, v) -> sum(attend(q, k, v)), q, k, v)
+    pass((randn(Float32, d_head, n_heads, 2, 1) for _ in 1:3)...)  # compiles, on a tiny problem
     q, k, v = (randn(Float32, d_head, n_heads, len, batch) for _ in 1:3)
+    GC.gc()
+    base = Sys.maxrss()
     seconds = Float64[]
     for i in 0:repeats
         t0 = time_ns()
-        Zygote.gradient((q, k, v) -> sum(attend(q, k, v)), q, k, v)
+        pass(q, k, v)
         i > 0 && push!(seconds, (time_ns() - t0) / 1e9)
     end
-    return seconds
+    return seconds, Int(Sys.maxrss() - min(base, Sys.maxrss()))
+end
+
+"""
+    time_window(model, mode, batch, start, steps; seed = 0) -> seconds
+
+Seconds to generate positions start .. start+steps-1 (0-based) of `batch` images from the state
+those positions see: a key/value cache holding `start` random entries, or a random (S, z) state,
+whose cost does not depend on its content (PyTorch's and JAX's `time_window`). The caller warms
+up first (the first call for a batch compiles).
+"""
+function time_window(model::Transformer, mode::AbstractString, batch::Integer, start::Integer, steps::Integer;
+                     seed::Integer = 0)
+    check_mode(mode, model.config)
+    L = seq_len(model.config)
+    (0 <= start && 0 < steps && start + steps <= L) ||
+        throw(ArgumentError("the window start=$start, steps=$steps must lie inside 0..$L"))
+    rng = Random.Xoshiro(seed)
+    state = empty_state(model, batch; max_len = L)
+    foreach(s -> randomize_state!(s, rng, start), state)
+    noise = rand(rng, weight_type(model), 2, steps, batch)  # [2, steps, B]
+    token = rand(rng, 0:255, batch)
+    t0 = time_ns()
+    run_window!(model, token, state, noise, start)
+    return (time_ns() - t0) / 1e9
+end
+
+# The window's steps behind a function barrier: position start + i (0-based) is t = start + i.
+function run_window!(model::Transformer, token::Vector{Int}, state::AbstractVector, noise::AbstractArray{<:Real,3},
+                     start::Integer)
+    for i in axes(noise, 2)
+        out = forward_step!(model, token, start + i, state)
+        token = sample_from_head(out, model.config, view(noise, :, i, :))
+    end
+    return token
+end
+
+"A cache holding `start` random keys and values (later positions are overwritten as they come)."
+function randomize_state!(s::KVCache, rng::Random.AbstractRNG, start::Integer)
+    Random.randn!(rng, s.K)
+    Random.randn!(rng, s.V)
+    s.length = start
+    return s
+end
+
+"A random linear state, its normaliser z in [1, 2) as the other backends'."
+function randomize_state!(s::LinearState, rng::Random.AbstractRNG, ::Integer)
+    Random.rand!(rng, s.S)
+    s.z .= 1 .+ rand(rng, eltype(s.z), size(s.z))
+    return s
 end

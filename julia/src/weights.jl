@@ -118,10 +118,14 @@ function load_checkpoint(path::AbstractString)
     for name in ("config.json", "weights.npz")
         isfile(joinpath(path, name)) || throw(ArgumentError("checkpoint $path has no $name"))
     end
-    config = config_from_dict(JSON.parsefile(joinpath(path, "config.json")))
+    config_file = joinpath(path, "config.json")
+    config = refuse_as_argument_error(config_file) do
+        config_from_dict(JSON.parsefile(config_file))
+    end
     weights = joinpath(path, "weights.npz")
-    arrays = npzread(weights)
-    params = Dict{String,Array{Float32}}(string(n) => Array{Float32}(a) for (n, a) in arrays)
+    params = refuse_as_argument_error(weights) do
+        Dict{String,Array{Float32}}(string(n) => Array{Float32}(a) for (n, a) in npzread(weights))
+    end
     check_params(config, params; source = weights)
     return config, params
 end
@@ -145,16 +149,47 @@ end
 
 save_checkpoint(path::AbstractString, model::Transformer) = save_checkpoint(path, model.config, params_of(model))
 
-"Call `write_to(tmp)` on a temporary file beside `path`, then rename it over `path`."
+"""
+    refuse_as_argument_error(read, file)
+
+`read()`, with any fault it raises (bad JSON, a corrupt npz, a wrong config) turned into an
+`ArgumentError` that names `file`; an interrupt passes as it is.
+"""
+function refuse_as_argument_error(read::Function, file::AbstractString)
+    try
+        return read()
+    catch e
+        e isa InterruptException && rethrow()
+        message = e isa ArgumentError ? e.msg : sprint(showerror, e)
+        throw(ArgumentError("checkpoint file $file cannot be read: $message"))
+    end
+end
+
+"""
+    atomic_write(write_to, path)
+
+Call `write_to(tmp)` on a new temporary file beside `path`, sync it to disk, then rename it over
+`path`. The file is created by `write_to` itself (`tmp` does not exist before), so it gets the
+permissions of any new file under the umask, as the Python twin's; `mktemp` would make it 0600.
+"""
 function atomic_write(write_to::Function, path::AbstractString)
-    tmp, io = mktemp(dirname(abspath(path)))
-    close(io)
+    tmp = tempname(dirname(abspath(path)); cleanup = false)
     try
         write_to(tmp)
+        open(sync_to_disk, tmp, "r+")
         mv(tmp, path; force = true)
     catch
         rm(tmp; force = true)
         rethrow()
     end
     return path
+end
+
+"Flush `io` and, on Unix, fsync its file: its bytes are on disk before the rename publishes it."
+function sync_to_disk(io::IOStream)
+    flush(io)
+    if Sys.isunix()
+        ccall(:fsync, Cint, (Cint,), fd(io)) == 0 || throw(SystemError("fsync", Libc.errno()))
+    end
+    return nothing
 end

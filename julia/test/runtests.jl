@@ -30,6 +30,16 @@ julia_layout(x::AbstractArray) = permutedims(x, ndims(x):-1:1)
 
 maxdiff(a, b) = maximum(abs.(a .- b))
 
+"The exception `f()` throws, or nothing."
+function thrown(f)
+    try
+        f()
+    catch e
+        return e
+    end
+    return nothing
+end
+
 fixture_model(name; float_type = Float32) = model_from_params(load_checkpoint(joinpath(FIXTURES, name))...; float_type)
 
 @testset "LinAttn" begin
@@ -160,6 +170,20 @@ end
     mktempdir() do dir
         save_checkpoint(dir, model)
         @test load_checkpoint(dir) == (config, params)
+        # the permissions of any new file under the umask (mktemp's would be 0600), no temporaries left
+        write(joinpath(dir, "plain"), "x")
+        @test filemode(joinpath(dir, "weights.npz")) & 0o777 == filemode(joinpath(dir, "plain")) & 0o777
+        @test sort(readdir(dir)) == ["config.json", "plain", "weights.npz"]
+    end
+    mktempdir() do dir  # every fault of a checkpoint is an ArgumentError naming its file
+        save_checkpoint(dir, model)
+        write(joinpath(dir, "weights.npz"), "not a zip archive")
+        err = thrown(() -> load_checkpoint(dir))
+        @test err isa ArgumentError && occursin(joinpath(dir, "weights.npz"), err.msg)
+        save_checkpoint(dir, model)
+        write(joinpath(dir, "config.json"), "{\"attention\": ")
+        err = thrown(() -> load_checkpoint(dir))
+        @test err isa ArgumentError && occursin(joinpath(dir, "config.json"), err.msg)
     end
     @test_throws ArgumentError load_checkpoint(joinpath(FIXTURES, "no such checkpoint"))
     wrong = ModelConfig(; attention = config.attention, n_layers = config.n_layers + 1, n_heads = config.n_heads,
@@ -203,6 +227,19 @@ end
         @test length(seconds) == 3 && all(>(0), seconds)
     end
     @test_throws ArgumentError time_attention("softmax-chunked", 1, 4, 1, 2, 1)
+    seconds, peak = time_attention_peak("softmax", 2, 64, 2, 4, 2)
+    @test length(seconds) == 2 && peak isa Int && peak >= 0
+end
+
+@testset "time_window ($name)" for name in CASES
+    model = fixture_model(name)
+    mode = model.config.attention == "linear" ? "linear-recurrent" : "softmax-cached"
+    L = size(model.pe, 2)
+    @test time_window(model, mode, 2, 0, 3) > 0
+    @test time_window(model, mode, 2, L - 3, 3; seed = 1) > 0
+    @test_throws ArgumentError time_window(model, mode, 2, L - 2, 3)
+    wrong = model.config.attention == "linear" ? "softmax-cached" : "linear-recurrent"
+    @test_throws ArgumentError time_window(model, wrong, 1, 0, 1)
 end
 
 @testset "train_step" begin

@@ -19,6 +19,10 @@ and optionally
                                                            steps from the state at a late position
     timed_generate(model, mode, noise, steps=None) -> (data, seconds)
                                                            `generate` timed inside the backend
+    warm_up()                                              start the runtime (Julia) before a
+                                                           memory baseline is taken
+    attention_peak_bytes() -> int | None                   memory of the last time_attention,
+                                                           measured inside the backend
 
 Each is imported only when asked for, and only one per process (juliacall, torch and jax in one
 process are a known source of crashes: notes/julia.md section 3).

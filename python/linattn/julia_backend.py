@@ -1,8 +1,10 @@
 """The Julia backend: the Flux package `LinAttn` (julia/ in the repository), driven by juliacall.
 
-It offers the interface of `linattn.backends`, with `timed_generate` (timed by Julia after a
+It offers the whole interface of `linattn.backends`: `time_window` (windows of steps after a
+warm-up, the method of the PyTorch and JAX backends), `timed_generate` (timed by Julia after a
 one-step warm-up; the warm-up's time, mostly compilation on the first call, is stored apart in
-`model.compile_seconds[mode]`).
+`model.compile_seconds[mode]`), and `warm_up` / `attention_peak_bytes` for the scaling task's
+memory reading.
 
 This module is the only importer of juliacall, and imports it lazily, on the first call that needs
 Julia. Importing this module only looks for a Julia executable; where there is none it raises
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -110,6 +113,20 @@ def require_julia(env=os.environ) -> str:
     return exe
 
 
+def julia_package_dir(spec_file=Path(__file__).with_name("juliapkg.json")) -> Path:
+    """The Julia package LinAttn that juliapkg.json develops, resolved now (its "path" is relative to
+    the json's folder, so it exists only in a source checkout), or `BackendUnavailable` in one line."""
+    spec = json.loads(spec_file.read_text())["packages"]["LinAttn"]
+    folder = (spec_file.parent / spec["path"]).resolve()
+    project = folder / "Project.toml"
+    if not (project.is_file() and f'uuid = "{spec["uuid"]}"' in project.read_text()):
+        raise BackendUnavailable(
+            f"the Julia package LinAttn is not at {folder} (juliapkg.json's path resolves only in a source "
+            "checkout): install this package from the repository with `pip install -e .`"
+        )
+    return folder
+
+
 JULIA_EXE = require_julia()
 
 _linattn_module = None  # the Julia module LinAttn, once juliacall has started
@@ -120,6 +137,7 @@ def _julia():
     """(Main, LinAttn) from juliacall, starting Julia on the first call."""
     global _linattn_module, _jl_main
     if _linattn_module is None:
+        julia_package_dir()
         clash = [m for m in ("torch", "jax") if m in sys.modules]
         if clash:
             raise BackendUnavailable(
@@ -246,13 +264,44 @@ def timed_generate(model: JuliaModel, mode, noise, steps=None):
 
 def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     """Seconds of `repeats` forward+backward passes (Zygote) of one causal attention on random
-    (B, T, H, D) inputs, timed in Julia after a warm-up; kind "softmax" or "linear"."""
+    (B, T, H, D) inputs, timed in Julia after a warm-up; kind "softmax" or "linear". The memory the
+    passes took, measured inside Julia, is then `attention_peak_bytes()`."""
+    global _attention_peak_bytes
     if device != "cpu":
         raise ConfigError(f"the Julia backend runs on the CPU only, got device={device!r}")
     if kind not in ("softmax", "linear"):
         raise BackendUnavailable(f"the Julia backend has no {kind!r} attention (only softmax and linear)")
     _, L = _julia()
-    return [float(s) for s in L.time_attention(kind, int(batch), int(T), int(n_heads), int(d_head), int(repeats))]
+    seconds, peak = L.time_attention_peak(kind, int(batch), int(T), int(n_heads), int(d_head), int(repeats))
+    _attention_peak_bytes = int(peak)
+    return [float(s) for s in seconds]
+
+
+_attention_peak_bytes = None
+
+
+def attention_peak_bytes() -> int | None:
+    """Bytes the last `time_attention` took, measured inside Julia (growth of its peak resident size
+    over the passes, compilation excluded); None before any."""
+    return _attention_peak_bytes
+
+
+def warm_up() -> None:
+    """Start Julia and load LinAttn (and Flux), so that a memory baseline taken afterwards leaves out
+    Julia's start-up."""
+    _julia()
+
+
+def time_window(model: JuliaModel, mode, batch, start, steps, seed=0) -> float:
+    """Seconds to generate positions start .. start+steps-1 of `batch` images from the state those
+    positions see (a cache of `start` random entries, or a random (S, z) state), timed in Julia; as
+    the PyTorch and JAX backends' `time_window`. The first call for a batch compiles."""
+    check_mode(mode, model.config)
+    T = model.config.seq_len
+    if not (0 <= start and 0 < steps and start + steps <= T):
+        raise ConfigError(f"the window start={start}, steps={steps} must lie inside 0..{T}")
+    _, L = _julia()
+    return float(L.time_window(model.jl, mode, int(batch), int(start), int(steps), seed=int(seed)))
 
 
 def uncached_step(model: JuliaModel, prefix):

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..backends import BackendUnavailable
 from ..config import ConfigError, ModelConfig, check_mode
 from ..weights import check_params
 from . import attention as _attn
@@ -164,9 +165,12 @@ def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     compiles) on random (B, T, H, D) inputs. kind: "softmax" (the whole T x T scores at once),
     "softmax-chunked" (queries in blocks of 256, each against the keys up to its end) or "linear"
     (the chunkwise form)."""
-    fn = {"softmax": partial(_attn.softmax_attention, block_size=T),
-          "softmax-chunked": partial(_attn.softmax_attention, block_size=256),
-          "linear": _attn.linear_attention}[kind]
+    kinds = {"softmax": partial(_attn.softmax_attention, block_size=T),
+             "softmax-chunked": partial(_attn.softmax_attention, block_size=256),
+             "linear": _attn.linear_attention}
+    if kind not in kinds:  # "softmax-fused" is PyTorch's kernel
+        raise BackendUnavailable(f"the JAX backend has no {kind!r} attention (only {', '.join(kinds)})")
+    fn = kinds[kind]
     grads = jax.jit(jax.grad(lambda q, k, v: fn(q, k, v).sum(), argnums=(0, 1, 2)))
     with jax.default_device(_device(device)):
         q, k, v = jax.random.normal(jax.random.key(0), (3, batch, T, n_heads, d_head))

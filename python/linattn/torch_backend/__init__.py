@@ -66,13 +66,14 @@ def info() -> dict:
 
 def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     """Seconds of `repeats` forward+backward passes of one causal attention (after a warm-up) on
-    random (B, T, H, D) inputs; kind is "softmax", "softmax-chunked" or "linear"."""
+    random (B, T, H, D) inputs; kind is "softmax" (the (T, T) scores materialised, as in every
+    backend), "softmax-fused" (PyTorch's scaled_dot_product_attention), "softmax-chunked" or "linear"."""
     import time
 
     from . import attention as attn
 
-    fn = {"softmax": attn.softmax_attention, "softmax-chunked": attn.softmax_attention_chunked,
-          "linear": attn.linear_attention}[kind]
+    fn = {"softmax": attn.softmax_attention, "softmax-fused": attn.softmax_attention_fused,
+          "softmax-chunked": attn.softmax_attention_chunked, "linear": attn.linear_attention}[kind]
     q, k, v = (torch.randn(batch, T, n_heads, d_head, device=device, requires_grad=True) for _ in range(3))
     times = []
     for i in range(repeats + 1):

@@ -19,7 +19,18 @@ def elu_feature_map(x):
 
 
 def softmax_attention(q, k, v):
-    """o_i = sum_{j<=i} softmax_j(q_i . k_j / sqrt(D)) v_j (PyTorch's fused kernel)."""
+    """o_i = sum_{j<=i} softmax_j(q_i . k_j / sqrt(D)) v_j, materialised: the (T, T) scores of each
+    head are held, as in the JAX and Julia backends (q scaled first, an additive causal bias of -inf)."""
+    T, D = q.shape[1], q.shape[-1]
+    qh, kh, vh = (x.transpose(1, 2) for x in (q, k, v))  # (B, H, T, D)
+    scores = (qh * (1.0 / math.sqrt(D))) @ kh.transpose(-1, -2)  # (B, H, T_query, T_key)
+    bias = torch.full((T, T), -torch.inf, dtype=q.dtype, device=q.device).triu(1)  # key j > query i
+    return (torch.softmax(scores + bias, dim=-1) @ vh).transpose(1, 2)
+
+
+def softmax_attention_fused(q, k, v):
+    """`softmax_attention` by PyTorch's fused kernel (scaled_dot_product_attention), which need not
+    hold the (T, T) scores: timed as its own kind, "softmax-fused"."""
     o = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
     return o.transpose(1, 2)
 
