@@ -47,7 +47,10 @@ def add_parsers(sub):
 
 
 def cmd_run(args):
+    from .inputs import check_run
     from .profiles import ProfileError
+
+    check_run(args, RESULTS)  # device name, results folder writable: before any work
 
     try:
         profile = load_profile(args.profile)
@@ -66,7 +69,9 @@ def cmd_run(args):
 
 def cmd_report(args):
     from .cli import UsageError
+    from .inputs import check_report
 
+    check_report(args)  # results folder and --out writable: before any work
     folder = Path(args.results)
     if not (folder / "summary.json").is_file():
         raise UsageError(f"{folder} holds no summary.json; run `replication run --results {folder}` first")
