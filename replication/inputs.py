@@ -150,9 +150,13 @@ def load_npy(path, flag: str) -> np.ndarray:
     """An array from a .npy file (numpy.save format, no pickled objects)."""
     path = input_file(path, flag)
     try:
-        return np.load(path, allow_pickle=False)
+        a = np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError):
         pass
+    else:
+        if isinstance(a, np.ndarray):
+            return a
+        a.close()  # an NpzFile
     with open(path, "rb") as f:
         head = f.read(6)
     if head == b"\x93NUMPY":
