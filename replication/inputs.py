@@ -26,7 +26,7 @@ class UsageError(Exception):
     """Bad input found before any work; printed as one line, exit status 2."""
 
 
-DEVICE = re.compile(r"^(cpu|cuda)(:\d+)?$")
+DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
 
 
 def positive_int(text: str) -> int:
@@ -42,7 +42,7 @@ def positive_int(text: str) -> int:
 
 def device_name(text: str) -> str:
     """argparse type: cpu, cuda or cuda:N."""
-    if not DEVICE.match(text) or text == "cpu:0":
+    if not DEVICE.match(text):
         raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N (N a GPU index), got {text!r}")
     return text
 

@@ -240,6 +240,7 @@ EVAL_ARGS = {
     "batch-size-text": (["--batch-size", "many"], ["--batch-size", "'many'"]),
     "device-unknown": (["--device", "tpu"], ["--device", "cpu, cuda or cuda:N", "'tpu'"]),
     "device-bad-index": (["--device", "cuda:x"], ["--device", "'cuda:x'"]),
+    "device-cpu-index": (["--device", "cpu:1"], ["--device", "'cpu:1'"]),
     "device-absent-gpu": (["--device", "cuda:99"], ["--device cuda:99", "use --device cpu"]),
     "backend-unknown": (["--backend", "numpy"], ["--backend", "'numpy'"]),
 }
