@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -18,69 +17,62 @@ from linattn.backends import BACKENDS, BackendUnavailable, get_backend
 from linattn.config import MODES, ConfigError, check_mode
 from linattn.weights import atomic_write, load_checkpoint
 from replication.data import DataError
-from replication.errors import UsageError
+from replication.inputs import (UsageError, check_array, check_device, device_name, input_file, input_folder,
+                                load_npy, output_file, positive_int)
+from replication.profiles import ProfileError
 from replication.report import ReportError
 
 
 def _load_images(path, config):
     """Read uint8 images (N, height, width, channels) that fit the config; return (N, T) bytes."""
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"--images {path}: no such file")
-    try:
-        images = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise UsageError(f"--images {path} is not a .npy array file: {e}") from None
-    if images.dtype != np.uint8:
-        raise UsageError(f"--images {path} has dtype {images.dtype}; images must be uint8 (0..255)")
+    images = load_npy(path, "--images")
     want = tuple(config.image_shape)
     if images.ndim == 3 and want[2] == 1:
         images = images[..., None]
-    if images.ndim != 4 or images.shape[1:] != want or len(images) == 0:
-        raise UsageError(
-            f"--images {path} has shape {images.shape}; the model needs (N, {', '.join(map(str, want))}) "
-            f"with N >= 1 (image_shape in its config.json)"
-        )
+    check_array(images, "--images", path, "uint8", (None, *want), why=" (image_shape in the checkpoint's config.json)")
     return images.reshape(len(images), -1)
 
 
 def _load_noise(path, config):
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"--noise {path}: no such file")
-    noise = np.load(path, allow_pickle=False)
-    T = config.seq_len
-    if noise.ndim != 3 or noise.shape[1:] != (T, 2) or len(noise) == 0:
-        raise UsageError(f"--noise {path} has shape {noise.shape}; it must be (N, {T}, 2) for this model")
-    if not np.issubdtype(noise.dtype, np.floating) or noise.min() < 0 or noise.max() > 1:
-        raise UsageError(f"--noise {path} must hold floats in [0, 1] (uniform noise)")
-    return noise
+    """Read uniform noise (N, T, 2) in [0, 1] for the config's T."""
+    noise = load_npy(path, "--noise")
+    return check_array(noise, "--noise", path, "float", (None, config.seq_len, 2), low=0, high=1,
+                       why=" (T = height x width x channels of the checkpoint's image_shape)")
 
 
-def _backend(name):
+def _backend(name, device):
+    """Import the backend and check that it can use the device (before any data is read)."""
     try:
-        return get_backend(name)
+        backend = get_backend(name)
     except BackendUnavailable as e:
         raise UsageError(str(e)) from None
+    check_device(device, backend)
+    return backend
 
 
 def cmd_eval(args):
+    input_folder(args.checkpoint, "--checkpoint")
+    input_file(args.images, "--images")
+    backend = _backend(args.backend, args.device)
     config, params = load_checkpoint(args.checkpoint)
     data = _load_images(args.images, config)
-    backend = _backend(args.backend)
     model = backend.prepare(config, params, device=args.device)
     bpd = backend.bits_per_dim(model, data, batch_size=args.batch_size)
-    print(json.dumps({"bits_per_dim": bpd, "n_images": len(data), "backend": args.backend, "checkpoint": str(args.checkpoint)}))
+    if not np.isfinite(bpd):
+        raise UsageError(f"bits/dim came out {bpd} for --images {args.images}: the checkpoint's weights "
+                         "overflow on them; check how the checkpoint was trained")
+    print(json.dumps({"bits_per_dim": bpd, "n_images": len(data), "backend": args.backend,
+                      "checkpoint": str(args.checkpoint)}, allow_nan=False))
 
 
 def cmd_sample(args):
+    input_folder(args.checkpoint, "--checkpoint")
+    input_file(args.noise, "--noise")
+    out = output_file(args.out, "--out")
+    backend = _backend(args.backend, args.device)
     config, params = load_checkpoint(args.checkpoint)
     check_mode(args.mode, config)
     noise = _load_noise(args.noise, config)
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise UsageError(f"--out {out}: folder {out.parent} does not exist")
-    backend = _backend(args.backend)
     model = backend.prepare(config, params, device=args.device)
     data = backend.generate(model, args.mode, noise)
     images = np.asarray(data, dtype=np.uint8).reshape((len(noise),) + tuple(config.image_shape))
@@ -88,18 +80,25 @@ def cmd_sample(args):
     print(json.dumps({"out": str(out), "n_images": len(images), "mode": args.mode, "backend": args.backend}))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its refusals in one line (no usage block): `PROG: error: MESSAGE`, exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="replication", description=__doc__.splitlines()[0])
+    p = Parser(prog="replication", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(s):
         s.add_argument("--backend", choices=BACKENDS, default="torch")
-        s.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is present (torch, jax)")
+        s.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N where a GPU is present (torch, jax)")
 
     s = sub.add_parser("eval", help="bits/dim of images under a checkpoint")
     s.add_argument("--checkpoint", required=True, help="folder with config.json and weights.npz")
     s.add_argument("--images", required=True, help=".npy of uint8 images (N, height, width, channels)")
-    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--batch-size", type=positive_int, default=32)
     common(s)
     s.set_defaults(func=cmd_eval)
 
@@ -121,10 +120,14 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    """Run one subcommand; return its exit status (2 for any refusal, printed as one line)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a refused argument (2, already printed)
+        return e.code
     try:
         return args.func(args) or 0
-    except (UsageError, ConfigError, BackendUnavailable, DataError, ReportError) as e:
+    except (UsageError, ConfigError, BackendUnavailable, DataError, ReportError, ProfileError) as e:
         print(f"replication {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -25,7 +25,7 @@ from linattn.weights import atomic_write
 from tqdm.auto import tqdm
 
 from . import data, estimates, hygiene, locks, roofline, verdicts
-from .errors import UsageError
+from .inputs import UsageError, check_report, check_run
 from .presets import config_for_mode
 from .profiles import ProfileError, hyperparameter_table, load_profile
 from .provenance import ROOT, provenance
@@ -75,6 +75,7 @@ def profile_for(results, name):
 
 
 def cmd_run(args):
+    check_run(args, RESULTS)  # device name, results folder writable: before any work
     profile = profile_for(args.results, args.profile)
     folder = Path(args.results) if args.results else new_run_folder(profile["name"])
     folder.mkdir(parents=True, exist_ok=True)
@@ -88,6 +89,7 @@ def cmd_run(args):
 
 
 def cmd_report(args):
+    check_report(args)  # results folder and --out writable: before any work
     folder = Path(args.results)
     if not (folder / "summary.json").is_file():
         raise UsageError(f"{folder} holds no summary.json; run `replication run --results {folder}` first")

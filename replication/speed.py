@@ -24,7 +24,7 @@ from linattn.config import MODES
 from linattn.weights import init_params
 
 from . import roofline
-from .errors import UsageError
+from .inputs import UsageError, check_device, positive_int
 from .presets import config_for_mode
 from .provenance import provenance
 
@@ -37,10 +37,10 @@ def add_parser(sub, common):
     s = sub.add_parser("speed", help="time image generation with random weights of the paper's sizes")
     s.add_argument("--model", choices=["mnist", "cifar"], required=True)
     s.add_argument("--mode", choices=list(MODES), required=True)
-    s.add_argument("--batch", type=int, default=1)
-    s.add_argument("--repeats", type=int, default=3, help="timed runs after the warm-up")
+    s.add_argument("--batch", type=positive_int, default=1)
+    s.add_argument("--repeats", type=positive_int, default=3, help="timed runs after the warm-up")
     s.add_argument("--steps", type=int, default=None, help="time K-step prefixes and extrapolate to the image")
-    s.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    s.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all cores)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     common(s)
@@ -48,9 +48,11 @@ def add_parser(sub, common):
 
 
 def cmd_speed(args):
-    if args.batch < 1 or args.repeats < 1 or (args.steps is not None and args.steps < 2):
-        raise UsageError("--batch and --repeats must be >= 1, --steps >= 2")
+    if args.steps is not None and args.steps < 2:
+        raise UsageError(f"--steps must be >= 2 (a prefix of two or more steps), got {args.steps}")
     threads = args.threads or os.cpu_count()
+    pin_threads(threads)  # before the backend is imported
+    check_device(args.device, get_backend(args.backend))
     result = measure(args.backend, args.model, args.mode, args.batch, repeats=args.repeats,
                      steps=args.steps, threads=threads, seed=args.seed, device=args.device)
     if args.json:

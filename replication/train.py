@@ -18,8 +18,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from linattn.config import ModelConfig
+from linattn.config import ConfigError, ModelConfig
 from linattn.weights import atomic_write, init_params, load_checkpoint, save_checkpoint
+
+from .datasets.checks import DataError
+from .inputs import output_folder, positive_int
+from .profiles import load_profile
 
 MODEL_FIELDS = ("n_layers", "n_heads", "d_model", "n_mixtures", "image_shape", "dropout")
 
@@ -48,7 +52,7 @@ def pick_dataset(candidates, data_dir=None) -> str:
     for name in candidates:
         if name == "synthetic" or data.available(name, data_dir=data_dir):
             return name
-    raise FileNotFoundError(
+    raise DataError(
         f"none of the datasets {list(candidates)} is available offline; run `replication data fetch --dataset mnist`, "
         "pass --data-dir, or install Debian's dataset-fashion-mnist"
     )
@@ -58,9 +62,35 @@ def model_config(task) -> ModelConfig:
     return ModelConfig(attention=task["attention"], head="mixture", **{k: task[k] for k in MODEL_FIELDS})
 
 
+def resumable(out, config: ModelConfig, overwrite=False) -> bool:
+    """Whether the folder `out` holds an interrupted run of `config` to resume. Refuses (ConfigError)
+    a folder that holds a run of another config, or a checkpoint without training state (a copy of a
+    fixture, a finished export), unless `overwrite`: then training starts afresh and replaces it."""
+    out = Path(out)
+    if overwrite or not out.is_dir():
+        return False
+    has_state = (out / "train_state.pt").is_file()
+    if not has_state and not any((out / n).exists() for n in ("config.json", "weights.npz")):
+        return False
+    fix = "train into a new folder, or pass --overwrite to replace it"
+    if not has_state:
+        raise ConfigError(f"{out} holds a checkpoint without training state (train_state.pt), which training would "
+                          f"overwrite; {fix}")
+    if not (out / "config.json").is_file():
+        raise ConfigError(f"{out} holds train_state.pt but no config.json; {fix}")
+    saved = ModelConfig.from_json(out / "config.json")
+    if saved != config:
+        new = config.to_dict()
+        diff = ", ".join(f"{k} {v!r} (asked {new[k]!r})" for k, v in saved.to_dict().items() if v != new[k])
+        raise ConfigError(f"{out} holds a training run of another config: {diff}; {fix}")
+    return True
+
+
 def train(task: dict) -> dict:
     """Train one model as `task` says (see replication/configs/profiles/*.toml [quality]); returns
-    the learning curve, test bits/dim, steps and wall-clock seconds."""
+    the learning curve, test bits/dim, steps and wall-clock seconds. A run of the same config in
+    `task["checkpoint_dir"]` is resumed; any other checkpoint there is refused (see `resumable`)
+    unless `task["overwrite"]`."""
     import torch
 
     from linattn import torch_backend as tb
@@ -68,8 +98,9 @@ def train(task: dict) -> dict:
 
     torch.set_num_threads(task.get("threads") or torch.get_num_threads())
     out = Path(task["checkpoint_dir"])
-    out.mkdir(parents=True, exist_ok=True)
     config = model_config(task)
+    resume = resumable(out, config, task.get("overwrite", False))  # before any data is read
+    out.mkdir(parents=True, exist_ok=True)
     seed = task.get("seed", 0)
     torch.manual_seed(seed)
     train_data = load_bytes(task["dataset"], "train", task.get("data_dir"), image_shape=config.image_shape, seed=seed)
@@ -77,10 +108,8 @@ def train(task: dict) -> dict:
     test = load_bytes(task["dataset"], "test", task.get("data_dir"), n=task["test_images"], image_shape=config.image_shape)
 
     state_file = out / "train_state.pt"
-    if state_file.is_file():  # resume
-        config_saved, params = load_checkpoint(out)
-        if config_saved != config:
-            raise ValueError(f"{out} holds a checkpoint of another config; use a new folder or delete it")
+    if resume:
+        _, params = load_checkpoint(out)
         model = tb.prepare(config, params)
         opt = make_optimizer(model, lr=task["learning_rate"], weight_decay=task["weight_decay"])
         saved = torch.load(state_file, weights_only=False)
@@ -136,22 +165,25 @@ def add_parser(sub):
     s = sub.add_parser("train", help="train one model of the C3 comparison (resumes an interrupted run)")
     s.add_argument("--attention", choices=["linear", "softmax"], required=True)
     s.add_argument("--profile", default="cpu", help="smoke, cpu or paper: takes its [quality] settings")
-    s.add_argument("--out", required=True, help="checkpoint folder; an interrupted run in it is resumed")
+    s.add_argument("--out", required=True, help="checkpoint folder; an interrupted run of the same config in it is "
+                   "resumed, any other checkpoint refused")
+    s.add_argument("--overwrite", action="store_true", help="replace a checkpoint in --out instead of refusing it")
     s.add_argument("--data-dir", default=None, help="folder with the dataset files (offline use)")
-    s.add_argument("--steps", type=int, default=None, help="override the profile's step budget")
+    s.add_argument("--steps", type=positive_int, default=None, help="override the profile's step budget (>= 1)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_train)
 
 
 def cmd_train(args):
-    from .profiles import load_profile
-
+    output_folder(args.out, "--out")
     q = dict(load_profile(args.profile)["quality"])
     q.pop("sources", None)
-    dataset = pick_dataset(q.pop("dataset"), args.data_dir)
-    if args.steps:
+    if args.steps is not None:
         q["steps"] = args.steps
-    task = {**q, "attention": args.attention, "dataset": dataset, "data_dir": args.data_dir,
-            "checkpoint_dir": args.out, "seed": args.seed}
+    candidates = q.pop("dataset")
+    task = {**q, "attention": args.attention, "data_dir": args.data_dir, "checkpoint_dir": args.out,
+            "seed": args.seed, "overwrite": args.overwrite}
+    resumable(args.out, model_config(task), args.overwrite)
+    task["dataset"] = pick_dataset(candidates, args.data_dir)
     r = train(task)
     print(json.dumps({k: r[k] for k in ("attention", "dataset", "steps", "wall_seconds", "test_bits_per_dim", "checkpoint")}))

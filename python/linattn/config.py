@@ -39,6 +39,8 @@ class ModelConfig:
     dropout: float = 0.1  # training only
 
     def __post_init__(self):
+        if not isinstance(self.image_shape, (list, tuple)):
+            raise ConfigError(f"image_shape must be a list [height, width, channels], got {self.image_shape!r}")
         object.__setattr__(self, "image_shape", tuple(self.image_shape))
         _choice("attention", self.attention, ATTENTIONS)
         _choice("head", self.head, HEADS)
@@ -85,6 +87,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config must be a JSON object of fields, got {json.dumps(d)[:40]}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -93,12 +97,18 @@ class ModelConfig:
 
     @classmethod
     def from_json(cls, path) -> "ModelConfig":
-        with open(path) as f:
-            try:
+        """Read a config.json; every fault is a ConfigError whose message starts with the file."""
+        try:
+            with open(path, encoding="utf-8") as f:
                 d = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"{path} is not valid JSON: {e}") from None
-        return cls.from_dict(d)
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); write it as UTF-8 JSON") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path} is not valid JSON: {e}") from None
+        try:
+            return cls.from_dict(d)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
 
 
 def check_mode(mode: str, config: ModelConfig) -> None:

@@ -89,7 +89,9 @@ def save_checkpoint(path, config: ModelConfig, params: dict) -> Path:
 
 
 def load_checkpoint(path) -> tuple[ModelConfig, dict[str, np.ndarray]]:
-    """Read a checkpoint folder; every fault is a `ConfigError` that names the file."""
+    """Read a checkpoint folder; every fault is a `ConfigError` that names the file: a missing,
+    empty or unreadable file, parameters that do not fit the config, weights that are not float32
+    or not finite."""
     path = Path(path)
     if not path.is_dir():
         raise ConfigError(f"checkpoint {path} is not a folder; it should hold config.json and weights.npz")
@@ -97,13 +99,24 @@ def load_checkpoint(path) -> tuple[ModelConfig, dict[str, np.ndarray]]:
         if not (path / name).is_file():
             raise ConfigError(f"checkpoint {path} has no {name}")
     config = ModelConfig.from_json(path / "config.json")
+    file = path / "weights.npz"
+    if file.stat().st_size == 0:
+        raise ConfigError(f"{file} is empty (0 bytes; a full disk or an interrupted copy?); "
+                          "copy or write the checkpoint again")
     try:
-        with np.load(path / "weights.npz") as z:
+        with np.load(file, allow_pickle=False) as z:
             params = {n: z[n] for n in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError) as e:
-        raise ConfigError(f"{path / 'weights.npz'} is not a readable .npz file: {e}") from None
-    check_params(config, params, source=str(path / "weights.npz"))
-    return config, {n: w.astype(np.float32) for n, w in params.items()}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise ConfigError(f"{file} is not a readable .npz file: {e}") from None
+    check_params(config, params, source=str(file))
+    for n, w in params.items():
+        if w.dtype != np.float32:
+            raise ConfigError(f"{file}: {n} has dtype {w.dtype}; every weight must be float32 "
+                              "(write checkpoints with linattn.weights.save_checkpoint)")
+        if not np.isfinite(w).all():
+            raise ConfigError(f"{file}: {n} holds {int((~np.isfinite(w)).sum())} NaN or infinite value(s); "
+                              "the checkpoint is damaged or its training diverged")
+    return config, params
 
 
 def atomic_write(path, write) -> None:
