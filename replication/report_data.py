@@ -16,7 +16,7 @@ from .presets import model_presets
 from .provenance import ROOT, git_commit
 from .report_discussion import discussion
 from .report_figures import BACKEND_NAMES, BACKENDS, MODES, latency_rows
-from .summary import fmt, load_claims
+from .summary import fmt, load_claims, usable
 
 IMPLEMENTATIONS = (  # (name, language and framework, backend key, path to count)
     ("Julia (Flux)", "Julia", "julia", "julia/src"),
@@ -293,7 +293,7 @@ def claim(summary, cid):
 
 
 def throughput_section(summary, paper):
-    ok = [r for r in summary["throughput"] if r.get("status") == "ok"]
+    ok = [r for r in summary["throughput"] if usable(r)]
     rows = []
     ips = paper["C1"]["images_per_second"]
     for backend in BACKENDS:
@@ -308,8 +308,9 @@ def throughput_section(summary, paper):
                              fmt(b["roofline_seconds_per_image"], " s"),
                              times(b["seconds_per_image"] / b["roofline_seconds_per_image"]),
                              "yes" if b.get("extrapolated") else "no"])
-    failed = [f"{r['backend']} {r['model']} {r['mode']} batch {r['batch']}: {r.get('status')} ({r.get('reason')})"
-              for r in summary["throughput"] if r.get("status") != "ok"]
+    failed = [f"{r['backend']} {r['model']} {r['mode']} batch {r['batch']}: "
+              + (f"measured but left out ({r['flag']})" if r.get("flag") else f"{r.get('status')} ({r.get('reason')})")
+              for r in summary["throughput"] if not usable(r)]
     pv = paper_numbers(paper)["values"]
     dec = []
     for d in summary["decomposition"].values():
@@ -341,7 +342,7 @@ def latency_section(summary, paper):
             if any(v is not None for v in ours):
                 rows.append([model, mode, *[fmt(v, " s") if v is not None else DASH for v in ours],
                              fmt(cpu[model][mode], " s"), fmt(gpu[model][mode], " s")])
-    extrapolated = sorted({f"{r['model']} {r['mode']}" for r in summary["latency"] if r.get("status") == "ok" and r.get("extrapolated")})
+    extrapolated = sorted({f"{r['model']} {r['mode']}" for r in summary["latency"] if usable(r) and r.get("extrapolated")})
     return {"table": table(["model", "mode", *[f"{BACKEND_NAMES[b]} (CPU)" for b in backends], "paper CPU", "paper GPU"], rows),
             "missing": not rows, "extrapolated": extrapolated,
             "missing_text": "C2 not run: " + (claim(summary, "C2").get("note") or "no latency measurement succeeded") + "."}
@@ -357,7 +358,8 @@ def quality_section(summary, paper, folder: Path):
         if r is None:
             rows.append([attention, "not run", DASH, DASH, DASH, DASH, fmt(bpd["mnist"][attention])])
         elif r.get("status") != "ok":
-            rows.append([attention, f"not run: {r.get('status')} ({r.get('reason')})", DASH, DASH, DASH, DASH,
+            status = "" if r.get("status") == "not run" else f" {r.get('status')}"
+            rows.append([attention, f"not run:{status} ({r.get('reason')})", DASH, DASH, DASH, DASH,
                          fmt(bpd["mnist"][attention])])
         else:
             rows.append([attention, r["dataset"], f"{r['steps']:,}", f"{r['test_bits_per_dim']:.3f}",
@@ -414,12 +416,15 @@ def languages_section(summary):
             "missing_text": "C5 not run: " + (c5.get("note") or "fewer than two backends ran") + "."}
 
 
+BEYOND_KINDS = ("softmax", "softmax-fused", "softmax-chunked", "linear")  # the columns of the memory table
+
+
 def beyond_section(summary):
     val = [[BACKEND_NAMES.get(r["backend"], r["backend"]), r.get("model", DASH), r.get("steps", DASH),
             fmt(r.get("extrapolated_seconds_per_image"), " s"), fmt(r.get("measured_seconds_per_image"), " s"),
             f"{r['relative_error']:+.1%}" if r.get("relative_error") is not None else f"not run: {r.get('reason')}"]
            for r in summary["uncached_validation"]]
-    ok = [r for r in summary["scaling"] if r.get("status") == "ok"]
+    ok = [r for r in summary["scaling"] if usable(r)]
     chunk = []
     for backend in BACKENDS:
         rs = [r for r in ok if r["backend"] == backend]
@@ -427,12 +432,12 @@ def beyond_section(summary):
         for T in common[-2:]:
             by = {r["attention"]: r for r in rs if r["T"] == T}
             chunk.append([BACKEND_NAMES[backend], f"{T:,}", *[memory(by[a]["memory_per_sequence_bytes"]) if a in by else DASH
-                                                            for a in ("softmax", "softmax-chunked", "linear")],
-                          *[fmt(by[a]["seconds_per_sequence"], " s") if a in by else DASH for a in ("softmax", "softmax-chunked", "linear")]])
+                                                            for a in BEYOND_KINDS],
+                          *[fmt(by[a]["seconds_per_sequence"], " s") if a in by else DASH for a in BEYOND_KINDS]])
     return {"validation": table(["backend", "model", "steps", "extrapolated s/image", "measured s/image", "error"], val),
             "validation_missing": not val,
-            "chunked": table(["backend", "T", "softmax mem.", "chunked mem.", "linear mem.", "softmax time", "chunked time",
-                              "linear time"], chunk),
+            "chunked": table(["backend", "T", *[f"{a} mem." for a in BEYOND_KINDS], *[f"{a} time" for a in BEYOND_KINDS]],
+                             chunk),
             "chunked_missing": not chunk}
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from .report_figures import BACKEND_NAMES, BACKENDS, latency_rows
-from .summary import fmt
+from .summary import fmt, usable
 
 PROFILE_CAVEATS = {
     "smoke": "These results come from the smoke profile: toy sizes and a handful of steps that exercise the whole "
@@ -155,7 +155,7 @@ def quality(summary, paper):
 
 
 def scaling(summary):
-    ok = [r for r in summary["scaling"] if r.get("status") == "ok"]
+    ok = [r for r in summary["scaling"] if usable(r)]
     out = []
     for f in summary["scaling_fit"]:
         if f["backend"] == "torch" and f["time_exponent"] is not None:
@@ -215,7 +215,7 @@ def validation(summary):
 def roofline(summary):
     """Measured time over the roofline floor, at batch 1 and at the largest batch, for the first model
     PyTorch measured."""
-    ok = [r for r in summary["throughput"] if r.get("status") == "ok" and r["backend"] == "torch"]
+    ok = [r for r in summary["throughput"] if usable(r) and r["backend"] == "torch"]
     model = next((m for m in ("mnist", "cifar") if any(r["model"] == m for r in ok)), None)
     out = []
     for mode in ("linear-recurrent", "softmax-cached"):

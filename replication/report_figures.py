@@ -12,7 +12,7 @@ from pathlib import Path
 
 MODES = ("softmax-uncached", "softmax-cached", "linear-recurrent")
 MODE_COLORS = {"softmax-uncached": "#c0392b", "softmax-cached": "#e67e22", "linear-recurrent": "#2471a3"}
-ATTENTION_COLORS = {"softmax": "#c0392b", "softmax-chunked": "#8e44ad", "linear": "#2471a3"}
+ATTENTION_COLORS = {"softmax": "#c0392b", "softmax-fused": "#e67e22", "softmax-chunked": "#8e44ad", "linear": "#2471a3"}
 BACKENDS = ("torch", "jax", "julia")
 BACKEND_STYLE = {"torch": ("-", "o"), "jax": ("--", "s"), "julia": (":", "^")}
 BACKEND_NAMES = {"torch": "PyTorch", "jax": "JAX", "julia": "Julia (Flux)"}
@@ -46,7 +46,8 @@ def _save(plt, fig, out_dir, name, handles=None, ncol=4):
 
 
 def _ok(rows):
-    return [r for r in rows if r.get("status") == "ok"]
+    """The measurements a figure shows: successful, and not flagged by the hygiene checks."""
+    return [r for r in rows if r.get("status") == "ok" and not r.get("flag")]
 
 
 def _backends(rows):

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from linattn.backends import BACKENDS
+from linattn.backends import BACKENDS, TIME_ATTENTION_KINDS
 from linattn.weights import atomic_write
 from tqdm.auto import tqdm
 
@@ -370,7 +370,7 @@ class Study:
             task = dict(kind="uncached_validation", backend=backend, model=uv["model"], steps=uv["steps"], threads=threads)
             plan.append((f"V-{backend}-uncached", "C1", task, estimates.uncached_validation(task, machine)))
             sc = p["scaling"]
-            for attention in sc["attentions"]:
+            for attention in (a for a in sc["attentions"] if a in TIME_ATTENTION_KINDS[backend]):
                 for T in sc["lengths"]:
                     batch = max(1, sc["tokens_per_batch"] // T)
                     task = dict(kind="attention", backend=backend, attention=attention, T=T, batch=batch,

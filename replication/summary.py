@@ -309,7 +309,7 @@ def claim_c4(claims, s):
         return _not_run(claim, "no usable scaling measurement")
     budget = s.get("scaling_budget") or {}
     rows = []
-    for attention in ("softmax", "softmax-chunked", "linear"):
+    for attention in ("softmax", "softmax-fused", "softmax-chunked", "linear"):
         f = fits.get(("torch", attention))
         paper_exp = c["exponent"].get(attention)
         ours = f["time_exponent"] if f else None

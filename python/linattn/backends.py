@@ -34,6 +34,15 @@ import importlib
 
 BACKENDS = ("torch", "jax", "julia")
 
+# The attention kinds each backend's `time_attention` offers (the scaling study plans only these):
+# "softmax" materialises the T x T scores everywhere; "softmax-fused" is PyTorch's
+# scaled_dot_product_attention; "softmax-chunked" takes queries in blocks.
+TIME_ATTENTION_KINDS = {
+    "torch": ("softmax", "softmax-fused", "softmax-chunked", "linear"),
+    "jax": ("softmax", "softmax-chunked", "linear"),
+    "julia": ("softmax", "linear"),
+}
+
 
 class BackendUnavailable(RuntimeError):
     """The backend cannot run here; the message says why and how to make it available."""
