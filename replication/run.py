@@ -10,7 +10,6 @@ results/index.json lists the runs. Nothing is overwritten: a new run gets a new 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -26,6 +25,7 @@ from tqdm.auto import tqdm
 
 from . import data, estimates, hygiene, locks, roofline, verdicts
 from .inputs import UsageError, check_report, check_run
+from .worker import DRIVER_PID
 from .presets import config_for_mode
 from .profiles import ProfileError, hyperparameter_table, load_profile
 from .provenance import ROOT, provenance
@@ -161,14 +161,6 @@ DATA_FIX = ("to run them: `replication data fetch --dataset mnist` where the net
             "`replication run --results {folder}` runs only what is missing")
 
 
-def _die_with_parent():
-    """In a worker, before exec: the kernel kills it when the driver dies (even by kill -9)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass  # not Linux: workers are still ended by subprocess.run when the driver stops normally
-
-
 class Study:
     def __init__(self, profile, folder, backends, device="cpu", data_dir=None):
         self.profile, self.folder, self.device, self.data_dir = profile, Path(folder).resolve(), device, data_dir
@@ -266,13 +258,12 @@ class Study:
         task_file.parent.mkdir(parents=True, exist_ok=True)
         write_json(task_file, task)
         out_file.unlink(missing_ok=True)
-        env = {**os.environ, "TQDM_DISABLE": "1"}
+        env = {**os.environ, "TQDM_DISABLE": "1", DRIVER_PID: str(os.getpid())}  # the worker dies with us
         t = time.perf_counter()
         with open(log_file, "w") as log:
             try:
                 proc = subprocess.run([sys.executable, "-m", "replication.worker", str(task_file), str(out_file)],
-                                      stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=env,
-                                      preexec_fn=_die_with_parent)
+                                      stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=env)
                 code = proc.returncode
             except subprocess.TimeoutExpired:
                 code = "timeout"

@@ -9,8 +9,11 @@ carries the worker's wall time and what the machine did meanwhile (`contention`,
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import resource
+import signal
 import sys
 import time
 import traceback
@@ -18,6 +21,23 @@ import traceback
 from linattn.weights import atomic_write
 
 from . import hygiene
+
+
+DRIVER_PID = "REPLICATION_DRIVER_PID"  # set by the driver: the worker must not outlive it
+
+
+def die_with_driver() -> None:
+    """Ask the kernel to kill this worker when its driver dies, kill -9 included (Linux's
+    PR_SET_PDEATHSIG); exit at once if the driver is already gone."""
+    driver = os.environ.get(DRIVER_PID)
+    if not driver:
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return  # not Linux: the driver still ends its workers when it stops normally
+    if os.getppid() != int(driver):  # the driver died before the request took effect
+        os._exit(1)
 
 
 def peak_rss_bytes() -> int:
@@ -70,6 +90,7 @@ def run_task(task: dict) -> dict:
 
 
 def main(argv=None):
+    die_with_driver()
     task_path, out_path = (argv or sys.argv[1:])[:2]
     task = json.loads(open(task_path).read())
     from linattn.backends import BackendUnavailable
