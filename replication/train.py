@@ -417,7 +417,7 @@ def add_parser(sub):
                    "devices); default: the profile's quality.backend")
     s.add_argument("--device", type=device_name, default=None,
                    help="cpu, cuda or cuda:N (under torchrun: cuda, each process taking cuda:LOCAL_RANK); "
-                   "default: the profile's quality.device, else cpu")
+                   "default: the profile's study.device, else cpu")
     s.set_defaults(func=cmd_train)
 
 
@@ -447,12 +447,13 @@ def _checked_task(args) -> dict:
     """The training task of the command line, checked: folder, profile, world size against the
     batch, backend and device, the folder's checkpoint, the dataset."""
     output_folder(args.out, "--out")
-    q = dict(load_profile(args.profile)["quality"])
+    profile = load_profile(args.profile)
+    q = dict(profile["quality"])
     q.pop("sources", None)
     if args.steps is not None:
         q["steps"] = args.steps
     backend_name = args.backend or q.get("backend", "torch")
-    device = args.device or device_name_or_refuse(q.get("device", "cpu"))
+    device = args.device or device_name_or_refuse(profile["study"].get("device", "cpu"))
     rank, local_rank, world_size = world()
     if world_size > 1:
         if backend_name != "torch":
