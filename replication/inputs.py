@@ -191,7 +191,8 @@ def check_array(a: np.ndarray, flag: str, path, kind: str, shape: tuple, low=Non
 
 def check_run(args, default_results: Path) -> None:
     """`replication run`: the device's name and a results folder that can be written."""
-    device_name_or_refuse(args.device)
+    if args.device is not None:  # None: the profile's study.device
+        device_name_or_refuse(args.device)
     output_folder(args.results if args.results else default_results, "--results")
 
 

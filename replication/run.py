@@ -24,7 +24,7 @@ from linattn.weights import atomic_write
 from tqdm.auto import tqdm
 
 from . import data, estimates, hygiene, locks, roofline, verdicts
-from .inputs import UsageError, check_report, check_run
+from .inputs import UsageError, check_report, check_run, device_name_or_refuse
 from .worker import DRIVER_PID
 from .presets import config_for_mode
 from .profiles import ProfileError, hyperparameter_table, load_profile
@@ -42,7 +42,8 @@ def add_parsers(sub):
     s.add_argument("--results", default=None, help="results folder (default: a new one under results/); an "
                    "interrupted run in it is resumed with its own profile")
     s.add_argument("--backend", action="append", choices=BACKENDS, help="only these backends (repeatable; default: all)")
-    s.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is present")
+    s.add_argument("--device", default=None, help="cpu, or cuda where a GPU is present (default: the profile's "
+                   "study.device, else cpu)")
     s.add_argument("--data-dir", default=None, help="folder with dataset files (offline use)")
     s.add_argument("--no-report", action="store_true", help="skip the PDF")
     s.set_defaults(func=cmd_run)
@@ -80,7 +81,8 @@ def cmd_run(args):
     folder = Path(args.results) if args.results else new_run_folder(profile["name"])
     folder.mkdir(parents=True, exist_ok=True)
     with _lock(folder, "replication run"):
-        study = Study(profile, folder, backends=args.backend or profile["study"]["backends"], device=args.device,
+        device = args.device or device_name_or_refuse(profile["study"].get("device", "cpu"))
+        study = Study(profile, folder, backends=args.backend or profile["study"]["backends"], device=device,
                       data_dir=args.data_dir)
         study.run()
         if not args.no_report:
@@ -379,7 +381,8 @@ class Study:
             no_data = None if dataset else f"{self.state['data']['reason']}; {self.state['data']['fix']}"
             for attention in ("linear", "softmax"):
                 task = {**q, "kind": "train", "attention": attention, "dataset": dataset, "data_dir": self.data_dir,
-                        "checkpoint_dir": str(self.folder / "checkpoints" / attention), "threads": threads}
+                        "checkpoint_dir": str(self.folder / "checkpoints" / attention), "threads": threads,
+                        "device": self.device}
                 est = estimates.training(task, machine)
                 if no_data:
                     task = {**task, "kind": "skip", "status": "not run", "reason": no_data}

@@ -105,7 +105,7 @@ def measure(backend_name, model_name, mode, batch, repeats=3, steps=None, thread
         "config": config.to_dict(),
         "seed": seed,
         "threads": threads,
-        "backend_info": backend.info(),
+        "backend_info": backend.info(device),
         "provenance": provenance(),
     }
 

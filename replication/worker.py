@@ -77,7 +77,7 @@ def run_task(task: dict) -> dict:
         inside = backend.attention_peak_bytes() if hasattr(backend, "attention_peak_bytes") else None
         peak = max(0, peak_rss_bytes() - base) if inside is None else inside
         return {"seconds": times, "peak_memory_bytes": peak, "peak_memory_method": "backend" if inside is not None
-                else "process", "backend_info": backend.info()}
+                else "process", "backend_info": backend.info(task.get("device", "cpu"))}
     if kind == "train":
         from .train import train
 

@@ -10,7 +10,8 @@ offers the same functions, numpy in and out:
     bits_per_dim(model, data, batch_size) -> float         data: (N, T) bytes
     generate(model, mode, noise, steps=None) -> (B, T) uint8
     uncached_step(model, prefix)                           one softmax-uncached step (timing)
-    info() -> dict                                         versions, threads, device
+    info(device="cpu") -> dict                             versions, threads, device (a GPU by
+                                                           name), how timings are taken
     time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu") -> [seconds]
                                                            forward+backward of one attention
 and optionally

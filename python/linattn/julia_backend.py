@@ -310,7 +310,8 @@ def uncached_step(model: JuliaModel, prefix):
     L.uncached_step(model.jl, _to_julia(prefix, np.int64))
 
 
-def info() -> dict:
+def info(device="cpu") -> dict:
+    """Versions, threads and device; `device` is always the CPU (inputs.check_device refuses others)."""
     _, L = _julia()
     return {str(k): v for k, v in L.info().items()}
 

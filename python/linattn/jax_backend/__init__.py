@@ -183,12 +183,14 @@ def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     return times
 
 
-def info() -> dict:
-    device = jax.devices()[0]
+def info(device=None) -> dict:
+    """Versions, threads, the device (`device`, else JAX's default) and how timings are taken."""
+    device = jax.devices()[0] if device is None else _device(device)
     return {
         "backend": NAME,
         "version": jax.__version__,
         "device": f"{device.platform}: {device.device_kind}",
+        "timer": "time.perf_counter around jax.block_until_ready",
         # XLA's CPU thread pool has one thread per core, unless XLA_FLAGS turns it off (as
         # `replication speed --threads 1` does); a batch-1 step runs on one of them.
         "threads": 1 if "xla_cpu_multi_thread_eigen=false" in os.environ.get("XLA_FLAGS", "") else len(os.sched_getaffinity(0)),

@@ -14,7 +14,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from ..config import ModelConfig
 from .loss import nats_per_dim
@@ -97,8 +100,7 @@ def init_state(config: ModelConfig, params, optimizer=None, seed=0) -> TrainStat
     )
 
 
-@partial(jax.jit, donate_argnames=("state",))
-def train_step(state: TrainState, data):
+def _train_step(state: TrainState, data):
     """One update on (B, T) bytes; returns the new state and the batch's loss in nats per byte
     before the update (a jax scalar: block on it, or float() it, to time the step)."""
 
@@ -110,3 +112,49 @@ def train_step(state: TrainState, data):
     updates, opt_state = state.optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     return dataclasses.replace(state, params=params, opt_state=opt_state, step=state.step + 1), loss
+
+
+train_step = jax.jit(_train_step, donate_argnames=("state",))
+
+
+def data_mesh(devices) -> Mesh:
+    """A one-axis mesh ("data") over `devices` (e.g. the local GPUs, or the CPU devices that
+    XLA_FLAGS=--xla_force_host_platform_device_count=N makes)."""
+    return Mesh(np.asarray(devices), ("data",))
+
+
+def data_parallel(mesh: Mesh):
+    """Data parallelism with jax.sharding: returns (step, place_state, place_batch).
+
+    `place_state` replicates a TrainState on every device of the mesh, `place_batch` splits a
+    (B, T) batch along B (B a multiple of the mesh size), and `step` is `train_step` compiled for
+    those shardings: XLA partitions the program, each device computing its rows' part of the loss
+    and gradient, and sums the gradients across devices (the loss is a mean over the global batch,
+    so the step equals the one-device step up to the order of floating-point sums). Dropout masks
+    are drawn for the global batch (jax_threefry_partitionable, JAX's default), so they do not
+    depend on the number of devices either."""
+    replicated, rows = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+    step = jax.jit(_train_step, in_shardings=(replicated, rows), out_shardings=(replicated, replicated),
+                   donate_argnames=("state",))
+    return step, partial(jax.device_put, device=replicated), partial(jax.device_put, device=rows)
+
+
+def state_arrays(state: TrainState) -> dict:
+    """The arrays of a TrainState by name (numpy, on the host), for `np.savez`: params/NAME,
+    opt/PATH (the optimiser state's leaves, by their path in its tree) and step. The config,
+    optimizer and key are rebuilt from the run's settings (the key from its seed)."""
+    out = {f"params/{n}": np.asarray(w) for n, w in state.params.items()}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state.opt_state)[0]:
+        out["opt/" + jax.tree_util.keystr(path)] = np.asarray(leaf)
+    out["step"] = np.asarray(state.step)
+    return out
+
+
+def restore_state(state: TrainState, arrays) -> TrainState:
+    """`state` (a fresh `init_state` of the same config and optimiser) with the params, optimiser
+    state and step of `state_arrays`. Raises KeyError naming an array the file lacks."""
+    params = {n: jnp.asarray(arrays[f"params/{n}"], w.dtype) for n, w in state.params.items()}
+    leaves, tree = jax.tree_util.tree_flatten_with_path(state.opt_state)
+    opt = [jnp.asarray(arrays["opt/" + jax.tree_util.keystr(path)], leaf.dtype) for path, leaf in leaves]
+    return dataclasses.replace(state, params=params, opt_state=jax.tree_util.tree_unflatten(tree, opt),
+                               step=jnp.asarray(arrays["step"], jnp.int32))

@@ -60,8 +60,21 @@ def uncached_step(model, prefix):
     model(tokens)[:, -1].sum().item()
 
 
-def info() -> dict:
-    return {"backend": NAME, "version": torch.__version__, "threads": torch.get_num_threads(), "device": "cpu"}
+def info(device="cpu") -> dict:
+    """Versions, threads and the device used (its name for a GPU) and how timings are taken."""
+    out = {"backend": NAME, "version": torch.__version__, "threads": torch.get_num_threads(), "device": "cpu",
+           "timer": "time.perf_counter"}
+    if str(device).startswith("cuda"):
+        dev = torch.device(device)
+        out.update(device=f"{dev}: {torch.cuda.get_device_name(dev)}", cuda=torch.version.cuda,
+                   timer="time.perf_counter after torch.cuda.synchronize (start and end)")
+    return out
+
+
+def _sync(dev):
+    """Wait for the GPU's queued work, so that a clock read after it covers that work."""
+    if torch.device(dev).type == "cuda":
+        torch.cuda.synchronize(dev)
 
 
 def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
@@ -77,8 +90,10 @@ def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     q, k, v = (torch.randn(batch, T, n_heads, d_head, device=device, requires_grad=True) for _ in range(3))
     times = []
     for i in range(repeats + 1):
+        _sync(device)
         t = time.perf_counter()
         fn(q, k, v).sum().backward()
+        _sync(device)
         q.grad = k.grad = v.grad = None
         if i:
             times.append(time.perf_counter() - t)
@@ -107,9 +122,11 @@ def time_window(model, mode, batch, start, steps, seed=0):
         state = [(S.uniform_(generator=g), z.uniform_(1.0, 2.0, generator=g)) for S, z in state]
     noise = torch.rand(batch, steps, 2, generator=g).to(dev, dtype)
     token = torch.randint(0, 256, (batch,), generator=g).to(dev)
+    _sync(dev)
     t0 = time.perf_counter()
     for i in range(steps):
         out = model.step(token, pe[start + i], state, packed)
         token = sample_from_head(out, config, noise[:, i])
+    _sync(dev)
     token.cpu()
     return time.perf_counter() - t0
