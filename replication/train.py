@@ -25,8 +25,6 @@ from .datasets.checks import DataError
 from .inputs import output_folder, positive_int
 from .profiles import load_profile
 
-MODEL_FIELDS = ("n_layers", "n_heads", "d_model", "n_mixtures", "image_shape", "dropout")
-
 
 def load_bytes(dataset: str, split: str, data_dir=None, n=None, image_shape=(28, 28, 1), seed=0):
     """(N, T) uint8 bytes of a dataset split. "synthetic" (smoke tests only) draws smooth random
@@ -59,7 +57,8 @@ def pick_dataset(candidates, data_dir=None) -> str:
 
 
 def model_config(task) -> ModelConfig:
-    return ModelConfig(attention=task["attention"], head="mixture", **{k: task[k] for k in MODEL_FIELDS})
+    """The trained model: the profile's [quality.model] fields with the task's attention."""
+    return ModelConfig(attention=task["attention"], head="mixture", **task["model"])
 
 
 def resumable(out, config: ModelConfig, overwrite=False) -> bool:
@@ -178,6 +177,7 @@ def cmd_train(args):
     output_folder(args.out, "--out")
     q = dict(load_profile(args.profile)["quality"])
     q.pop("sources", None)
+    q["model"] = {k: v for k, v in q["model"].items() if k != "sources"}
     if args.steps is not None:
         q["steps"] = args.steps
     candidates = q.pop("dataset")
