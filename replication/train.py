@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from linattn.config import ConfigError, ModelConfig
 from linattn.weights import atomic_write, init_params, load_checkpoint, save_checkpoint
 
+from . import data
 from .datasets.checks import DataError
 from .inputs import output_folder, positive_int
 from .profiles import load_profile
@@ -37,16 +38,12 @@ def load_bytes(dataset: str, split: str, data_dir=None, n=None, image_shape=(28,
         phase = rng.uniform(0, 2 * np.pi, (count, 1, 1, c))
         img = 127.5 + 127.5 * np.sin(xx[None, :, :, None] / 3.0 + yy[None, :, :, None] / 5.0 + phase)
         return img.astype(np.uint8).reshape(count, -1)
-    from . import data
-
     images = data.load_dataset(dataset, split, data_dir=data_dir)
     return data.to_bytes(images[:n] if n else images)
 
 
 def pick_dataset(candidates, data_dir=None) -> str:
     """The first dataset of the list that can be loaded without a network ("synthetic" always can)."""
-    from . import data
-
     for name in candidates:
         if name == "synthetic" or data.available(name, data_dir=data_dir):
             return name
@@ -121,9 +118,7 @@ def train(task: dict) -> dict:
         opt = make_optimizer(model, lr=task["learning_rate"], weight_decay=task["weight_decay"])
         step, curve, wall = 0, [], 0.0
 
-    from .data import batches
-
-    stream = itertools.islice(batches(train_data, task["batch_size"], seed), step, None)
+    stream = itertools.islice(data.batches(train_data, task["batch_size"], seed), step, None)
     bar = tqdm(total=task["steps"], initial=step, desc=f"train {config.attention}", leave=False)
     recent = []
     while step < task["steps"]:

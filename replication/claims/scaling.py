@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from linattn.backends import BACKENDS, TIME_ATTENTION_KINDS
+from linattn.config import LINEAR_CHUNK, SOFTMAX_CHUNK
 
 from .. import estimates, speed, verdicts
 from ..experiments import Context, Experiment, select
@@ -66,8 +67,8 @@ def estimate(task, machine) -> dict:
     """Forward + backward of one causal attention on (B, T, H, D): about 3x the forward's FLOPs."""
     B, T, H, D, F = task["batch"], task["T"], task["n_heads"], task["d_head"], estimates.FLOAT
     kind = task["attention"]
-    if kind == "linear":
-        C = min(64, T)
+    if kind.startswith("linear"):  # any feature map: the chunkwise form
+        C = min(LINEAR_CHUNK, T)
         flops = B * H * (4 * T * C * D + 6 * T * D * D)
         mem = B * H * (T * C + (T // C + 1) * D * D + 12 * T * D) * F * 3
     elif kind == "softmax-fused":
@@ -77,7 +78,7 @@ def estimate(task, machine) -> dict:
         mem = B * H * T * F + 12 * B * T * H * D * F
     else:
         flops = B * H * 4 * T * T * D
-        chunk = min(256, T) if kind == "softmax-chunked" else T
+        chunk = min(SOFTMAX_CHUNK, T) if kind == "softmax-chunked" else T
         # two T x T matrices per head: scores and probabilities kept for the backward (the
         # materialised "softmax" of every backend); the chunked form's autograd keeps every chunk's
         # probabilities, so it holds T x T too.
@@ -133,7 +134,7 @@ def judge(paper, s) -> list[dict]:
         return [not_run(claim, "no usable scaling measurement")]
     limit = s.get("scaling_budget") or {}
     rows = []
-    for attention in KINDS_SHOWN:
+    for attention in dict.fromkeys([*KINDS_SHOWN, *(a for _, a in fits)]):  # a new kind after the known ones
         f = fits.get(("torch", attention))
         paper_exp = c["exponent"].get(attention)
         ours = f["time_exponent"] if f else None
@@ -211,7 +212,8 @@ def scaling_figure(summary, out_dir):
         return None
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 2.6))
-    attentions = [a for a in ATTENTION_COLORS if any(r["attention"] == a for r in rows)]
+    attentions = list(dict.fromkeys([a for a in ATTENTION_COLORS if any(r["attention"] == a for r in rows)]
+                                    + [r["attention"] for r in rows]))
     keys = (("seconds_per_sequence", 1.0, "time per sequence (s)"), ("memory_per_sequence_bytes", MiB, "peak memory per sequence (MiB)"))
     for ax, (key, scale, label) in zip(axes, keys):
         for backend in backends_in(rows):
@@ -220,13 +222,13 @@ def scaling_figure(summary, out_dir):
                              if r["backend"] == backend and r["attention"] == attention and r[key] and r[key] > 0)
                 if pts:
                     ls, marker = BACKEND_STYLE[backend]
-                    ax.plot([p[0] for p in pts], [p[1] for p in pts], ls=ls, marker=marker, color=ATTENTION_COLORS[attention])
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], ls=ls, marker=marker, color=ATTENTION_COLORS.get(attention, "0.3"))
         _guides(ax, rows, key, scale)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("sequence length T")
         ax.set_ylabel(label)
-    handles = [line(color=ATTENTION_COLORS[a], lw=2, label=f"{a} attention") for a in attentions]
+    handles = [line(color=ATTENTION_COLORS.get(a, "0.3"), lw=2, label=f"{a} attention") for a in attentions]
     handles += [line(color="0.3", ls=BACKEND_STYLE[b][0], marker=BACKEND_STYLE[b][1], label=BACKEND_NAMES[b])
                 for b in backends_in(rows)]
     handles += [line(color="0.6", lw=0.8, ls=(0, (4, 2)), label="guides: slope 1 (∝ T) and 2 (∝ T²)")]
