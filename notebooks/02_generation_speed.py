@@ -61,10 +61,12 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from replication import notebook, roofline, summary
+from replication.claims import generation
+from replication.paper import load_paper
 from replication.run import write_json
 from replication.speed import measure, summary_line, validate_uncached
 
-claims = summary.load_claims()
+claims = load_paper()
 
 threads, out_dir, results_dir = notebook.setup("nb02", smoke, threads, out_dir, results_dir)
 
@@ -144,7 +146,7 @@ for v in validation:
 # %% [markdown]
 # ## 2.2 Against the paper
 #
-# `replication.summary.claim_c1` takes, for each mode, the best batch measured and compares the
+# `replication.claims.generation.judge` takes, for each mode, the best batch measured and compares the
 # ratio linear-recurrent / softmax with the paper's ("replicated": within a factor of 2; "direction
 # only": linear faster but by a different factor). `decomposition` splits the total speed-up into
 # what the cache buys (uncached -> cached) and what the constant-size state buys on top
@@ -152,14 +154,14 @@ for v in validation:
 
 # %%
 s_view = {"throughput": throughput, "latency": latency}
-for claim in (summary.claim_c1(claims, s_view), summary.claim_c2(claims, s_view)):
+for claim in generation.judge(claims, s_view):
     display(Markdown(f"**{claim['id']}: {claim['title']}** ({claim['source']})"))
     if claim["rows"]:
         display(table(claim["rows"], [("what", "what", ""), ("paper", "paper_text", ""), ("ours", "ours_text", ""),
                                       ("verdict", "verdict", "")]))
     else:
         print(claim.get("note"))
-decomposition = summary.decomposition(throughput)
+decomposition = generation.decomposition(throughput)
 for key, d in decomposition.items():
     print(f"{key}: total {d['total']:.3g}x = cache {d['from_cache']:.3g}x * constant state {d['linear_over_cached']:.3g}x; "
           f"best batches {d['best_batch']}")
@@ -206,5 +208,5 @@ fig.savefig(out_dir / "02_generation_speed.png", metadata={"Software": None})
 write_json(out_dir / "02_generation_speed.json", {
     "notebook": "02_generation_speed", "smoke": smoke, "source": None if smoke else str(results_dir), "machine": machine,
     "throughput": throughput, "latency": latency, "uncached_validation": validation,
-    "claims": [summary.claim_c1(claims, s_view), summary.claim_c2(claims, s_view)], "decomposition": decomposition})
+    "claims": generation.judge(claims, s_view), "decomposition": decomposition})
 print("wrote", out_dir / "02_generation_speed.json")

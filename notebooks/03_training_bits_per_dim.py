@@ -64,12 +64,14 @@ from IPython.display import Markdown, display
 
 from linattn.config import ModelConfig
 from replication import notebook, summary
+from replication.claims import quality as quality_claim
+from replication.paper import load_paper
 from replication.profiles import load_profile
 from replication.provenance import ROOT
 from replication.run import write_json
 from replication.train import load_bytes, pick_dataset, train
 
-claims = summary.load_claims()
+claims = load_paper()
 threads, out_dir, results_dir = notebook.setup("nb03", smoke, threads, out_dir, results_dir)
 
 # %% [markdown]
@@ -85,12 +87,12 @@ if smoke:
                 "checkpoint_dir": str(out_dir / "checkpoints" / attention), "threads": threads}
         runs[attention] = {"status": "ok", "backend": "torch", **train(task)}
     quality = {"dataset": dataset, "runs": runs}
-    hyper = q
+    hyper = {**q["model"], **q}
 else:
     s = summary.load_summary(results_dir)
     quality = s["quality"]
     runs = quality["runs"]
-    hyper = {h["name"]: h["value"] for h in s["hyperparameters"] if h["section"] == "quality"}
+    hyper = {h["name"].removeprefix("model."): h["value"] for h in s["hyperparameters"] if h["section"] == "quality"}
     for attention, r in runs.items():
         r["checkpoint"] = str(results_dir / "checkpoints" / attention)
 dataset = quality["dataset"]
@@ -138,13 +140,13 @@ fig.savefig(out_dir / "03_training_bits_per_dim.png", metadata={"Software": None
 # %% [markdown]
 # ## 3.2 Against the paper
 #
-# `replication.summary.claim_c3` compares the gap (linear - softmax test bits/dim) with the paper's
+# `replication.claims.quality.judge` compares the gap (linear - softmax test bits/dim) with the paper's
 # +0.023 on MNIST: "replicated" when our gap is within 0.1 bits/dim. With a budget of a few
 # hundred steps both models are far from converged (the paper trained for 250 epochs), so the
 # absolute values are not comparable; the gap and the seconds per step are.
 
 # %%
-c3 = summary.claim_c3(claims, {"quality": quality})
+c3 = quality_claim.judge(claims, {"quality": quality})[0]
 display(Markdown(f"**{c3['id']}: {c3['title']}** ({c3['source']})"))
 if c3["rows"]:
     display(Markdown("| what | paper | ours | verdict |\n|---|---|---|---|\n" + "".join(

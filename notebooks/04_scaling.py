@@ -31,12 +31,12 @@
 #
 # What is measured: seconds of one forward+backward pass on random $(B, N, H, D)$ inputs after a
 # warm-up, through the backend's `time_attention` (the function behind the study's C4 workers), per
-# sequence; the exponent of time in $N$ from a log-log fit (`replication.summary.scaling_fit`,
-# over $N \ge 1024$), compared with the paper's 2 and 1 by `claim_c4`.
+# sequence; the exponent of time in $N$ from a log-log fit (`replication.claims.scaling.fit`,
+# over $N \ge 1024$), compared with the paper's 2 and 1 by `replication.claims.scaling.judge`.
 #
 # - `smoke = True`: the PyTorch backend in this process, short sequences ($N \le 2048$), small
 #   heads; times only (a clean peak-memory reading needs a fresh process per point, which the
-#   study does): memory is shown as the driver's *estimate* (`replication.estimates.attention`).
+#   study does): memory is shown as the driver's *estimate* (`replication.claims.scaling.estimate`).
 # - `smoke = False`: reads a study's results folder: every backend, $N$ up to 16,384 on a CPU (the
 #   `cpu` profile), measured peak memory beside the estimate made before each run.
 
@@ -61,10 +61,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import Markdown, display
 
-from replication import notebook, estimates, summary
+from replication import notebook, summary
+from replication.claims import scaling as scaling_claim
+from replication.estimates import RUNTIME_BYTES
+from replication.paper import load_paper
 from replication.run import write_json
 
-claims = summary.load_claims()
+claims = load_paper()
 threads, out_dir, results_dir = notebook.setup("nb04", smoke, threads, out_dir, results_dir)
 
 # %% [markdown]
@@ -92,7 +95,7 @@ if smoke:
             scaling.append({"backend": "torch", "status": "ok", "reason": None, "attention": attention, "T": N, "batch": batch,
                             "seconds": med, "seconds_per_sequence": med / batch, "peak_memory_bytes": None,
                             "memory_per_sequence_bytes": None, "repeats": seconds,
-                            "estimated_memory_bytes": estimates.attention(task, no_machine)["memory_bytes"] - estimates.RUNTIME_BYTES})
+                            "estimated_memory_bytes": scaling_claim.estimate(task, no_machine)["memory_bytes"] - RUNTIME_BYTES})
             print(f"{attention:16s} N={N:6d} batch {batch:3d}: {med / batch * 1e3:8.2f} ms per sequence")
     compute = []
 else:
@@ -102,7 +105,7 @@ else:
     for r in scaling:
         if r["status"] != "ok":
             print(f"{r['backend']} {r['attention']} N={r['T']}: {r['status']}: {r['reason']}")
-fits = summary.scaling_fit(scaling)
+fits = scaling_claim.fit(scaling)
 
 # %%
 ok = [r for r in scaling if r["status"] == "ok"]
@@ -148,7 +151,7 @@ fig.savefig(out_dir / "04_scaling.png", metadata={"Software": None})
 # answers for a GPU; here it is read off the left plot.
 
 # %%
-c4 = summary.claim_c4(claims, {"scaling_fit": fits})
+c4 = scaling_claim.judge(claims, {"scaling_fit": fits})[0]
 display(Markdown(f"**{c4['id']}: {c4['title']}** ({c4['source']})"))
 if c4["rows"]:
     display(Markdown("| what | paper | ours | verdict |\n|---|---|---|---|\n" + "".join(

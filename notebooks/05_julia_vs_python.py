@@ -63,6 +63,8 @@ import numpy as np
 from IPython.display import Markdown, display
 
 from replication import summary
+from replication.claims import languages
+from replication.paper import load_paper
 from replication.provenance import ROOT, provenance
 from replication.run import RESULTS, newest_results, write_json
 from replication.speed import pin_threads
@@ -72,7 +74,7 @@ pin_threads(threads)  # this process and the backends it starts
 modes = modes or (["linear-recurrent"] if smoke else ["softmax-cached", "linear-recurrent"])
 steps = steps or (4 if smoke else 32)
 repeats = repeats or (1 if smoke else 3)
-claims = summary.load_claims()
+claims = load_paper()
 out_dir = Path(out_dir or (tempfile.mkdtemp(prefix="nb05-") if smoke else RESULTS / "notebooks"))
 out_dir.mkdir(parents=True, exist_ok=True)
 print("writing to", out_dir)
@@ -111,13 +113,13 @@ for backend in backends:
 # %% [markdown]
 # ## 5.2 Side by side
 #
-# `replication.summary.languages` puts one row per measurement and one column per backend, each
-# with its speed relative to PyTorch (above 1: faster than PyTorch); `claim_c5` lists which
+# `replication.claims.languages.languages` puts one row per measurement and one column per backend, each
+# with its speed relative to PyTorch (above 1: faster than PyTorch); `replication.claims.languages.judge` lists which
 # backends ran and why the others did not.
 
 # %%
-langs = summary.languages(rows, [r for r in rows if r["batch"] == 1], [])
-c5 = summary.claim_c5(claims, {"backends": status, "languages": langs})
+langs = languages.languages(rows, [r for r in rows if r["batch"] == 1], [])
+c5 = languages.judge(claims, {"backends": status, "languages": langs})[0]
 present = [b for b in backends if status.get(b, {}).get("status") == "ok"]
 display(Markdown("| measurement | " + " | ".join(present) + " |\n|---|" + "---|" * len(present) + "\n" + "".join(
     f"| {r['what']} ({r['unit']}) | " + " | ".join(

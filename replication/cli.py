@@ -16,6 +16,7 @@ import numpy as np
 from linattn.backends import BACKENDS, BackendUnavailable, get_backend
 from linattn.config import MODES, ConfigError, check_mode
 from linattn.weights import atomic_write, load_checkpoint
+from replication import data, run, speed, train
 from replication.data import DataError
 from replication.inputs import (UsageError, check_array, check_device, device_name, input_file, input_folder,
                                 load_npy, output_file, positive_int)
@@ -109,8 +110,6 @@ def build_parser():
     s.add_argument("--out", required=True, help=".npy to write: uint8 (N, height, width, channels)")
     common(s)
     s.set_defaults(func=cmd_sample)
-
-    from . import data, run, speed, train
 
     speed.add_parser(sub, common)
     train.add_parser(sub)

@@ -15,6 +15,9 @@ def model_presets() -> dict:
         return tomllib.load(f)
 
 
+MODELS = tuple(model_presets())  # ("mnist", "cifar"): the paper's two image models, in this order
+
+
 def preset_config(name: str, attention: str) -> ModelConfig:
     """The paper's `name` ("mnist" or "cifar") model with the given attention kind."""
     presets = model_presets()

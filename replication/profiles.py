@@ -39,10 +39,16 @@ def load_profile(name_or_path) -> dict:
 def hyperparameter_table(profile) -> list[dict]:
     """Every setting with its value and source, for the report's hyperparameter table."""
     rows = []
-    for section in SECTIONS:
-        values = profile[section]
+
+    def add(section, values, prefix=""):
         sources = values.get("sources", {})
         for key, value in values.items():
-            if key != "sources":
-                rows.append({"section": section, "name": key, "value": value, "source": sources.get(key, "our choice")})
+            if isinstance(value, dict) and key != "sources":  # a nested table: [quality.model]
+                add(section, value, f"{prefix}{key}.")
+            elif key != "sources":
+                rows.append({"section": section, "name": prefix + key, "value": value,
+                             "source": sources.get(key, "our choice")})
+
+    for section in SECTIONS:
+        add(section, profile[section])
     return rows

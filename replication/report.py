@@ -2,10 +2,10 @@
 
 `build_report(folder, out)`:
 1. reads folder/summary.json (a clear error if it is absent or unreadable);
-2. draws the figures (report_figures) as deterministic SVG into a private build folder
-   (folder/.report-build-XXXX, this call's own);
-3. copies the template (report/report.typ, report/sections/) and the sample PNGs there;
-4. writes report-data.json there (report_data: formatted numbers, tables, prose from numbers);
+2. copies the template (report/report.typ, report/sections/) and the sample PNGs into a private
+   build folder (folder/.report-build-XXXX, this call's own);
+3. writes report-data.json there (report_data: formatted numbers, tables, prose from numbers,
+   each claim's from its module) and the figures as deterministic SVG;
 5. compiles with the typst package (built-in fonts only, fixed timestamp: the same results give
    the same bytes) and writes the PDF atomically to `out`;
 6. keeps the build folder as folder/report-build/ for inspection (replacing an older one), or
@@ -22,7 +22,10 @@ from pathlib import Path
 
 from linattn.weights import atomic_write
 
+from . import report_figures
+from .claims import CLAIMS
 from .provenance import ROOT
+from .report_data import report_data
 
 TEMPLATE = ROOT / "report"
 BUILD = "report-build"
@@ -59,25 +62,27 @@ def prepare_build(folder: Path, summary: dict) -> Path:
 
 
 def compile_pdf(build: Path) -> bytes:
-    import typst
+    import typst  # here: the report's own dependency, not needed to run a study with --no-report
 
     return typst.compile(str(build / "report.typ"), root=str(build), sys_inputs={"data": f"/{DATA}"},
                          ignore_system_fonts=True, timestamp=0)
 
 
+def make_figures(summary, paper, out_dir) -> dict:
+    """Every figure of the report into out_dir; {name: file name, or None where data are missing}."""
+    figures = {"compute": report_figures.compute(summary, out_dir)}
+    for claim in CLAIMS:
+        figures.update(claim.figures(summary, paper, out_dir))
+    return figures
+
+
 def build_report(folder: Path, out: Path) -> Path:
     """Rebuild the report PDF of the run in `folder` at `out`; returns `out`."""
-    from .report_data import report_data
-    from .report_figures import make_figures
-    from .summary import load_claims
-
     folder, out = Path(folder), Path(out)
     summary = read_summary(folder)
     build = prepare_build(folder, summary)
     try:
-        figures = make_figures(summary, load_claims(), build / "figures")
-        figures = {k: (f"figures/{v}" if v else None) for k, v in figures.items()}
-        data = report_data(folder, summary, figures)
+        data = report_data(folder, summary, build / "figures")
         (build / DATA).write_text(json.dumps(data, indent=1, ensure_ascii=False))
         pdf = compile_pdf(build)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,10 @@
 """`replication run`: every claim on every backend, into one results folder, then the report.
 
-A run folder holds run.json (profile, hyperparameters with sources, machine, backends, and for
-every experiment its estimate before and its measurement after), experiments/<id>.json (each
-worker's raw result), checkpoints/, samples/, summary.json (what the report reads) and report.pdf.
+A run folder holds run.json (profile, hyperparameters with sources, the machine measured once,
+backends, and for every experiment its claim, kind, task, estimate before and measurement after),
+experiments/<id>.json (each worker's own result file), checkpoints/, samples/, summary.json (what
+the report reads) and report.pdf. The experiments are planned by the claim modules
+(replication/claims/), in the order of claims.CLAIMS.
 results/index.json lists the runs. Nothing is overwritten: a new run gets a new folder, and
 `--results DIR` on an interrupted run resumes it, skipping the experiments already done.
 """
@@ -19,18 +21,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-from linattn.backends import BACKENDS, TIME_ATTENTION_KINDS
+from linattn.backends import BACKENDS
 from linattn.weights import atomic_write
 from tqdm.auto import tqdm
 
-from . import data, estimates, hygiene, locks, roofline, verdicts
+from . import data, hygiene, locks, roofline, verdicts
+from .claims import CLAIMS
+from .experiments import Context, Experiment
+from .formatting import read_json
 from .inputs import UsageError, check_report, check_run, device_name_or_refuse
-from .worker import DRIVER_PID
-from .presets import config_for_mode
 from .profiles import ProfileError, hyperparameter_table, load_profile
 from .provenance import ROOT, provenance
 from .report import build_report
 from .summary import build_summary
+from .worker import DRIVER_PID
 
 RESULTS = ROOT / "results"
 
@@ -133,11 +137,6 @@ def write_json(path, obj):
     atomic_write(path, lambda f: f.write(json.dumps(obj, indent=2, default=str).encode()))
 
 
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
 def newest_results(results=RESULTS) -> Path:
     """The most recently started finished run folder listed in results/index.json."""
     index = read_json(results / "index.json")["runs"] if (results / "index.json").is_file() else []
@@ -195,24 +194,25 @@ class Study:
         self._save()
         _index(self.folder, self.state)
 
-    def experiment(self, eid, claim, task, estimate, timeout=None, again=False):
-        """Run one task in a worker unless it is already done; record estimate and actual. A timing
-        taken while other processes used the cores is re-measured, and flagged if it stays contended
-        (verdicts.RULES). `again`: measure even if done (the outlier check)."""
+    def experiment(self, exp: Experiment, timeout=None, again=False):
+        """Run one experiment in a worker unless it is already done; record estimate and actual. A
+        timing taken while other processes used the cores is re-measured, and flagged if it stays
+        contended (verdicts.RULES). `again`: measure even if done (the outlier check). Returns the
+        worker's result with the driver's flag, if any."""
+        eid, task = exp.id, exp.task
+        result_file = f"experiments/{eid}.json"
         done = self.state["experiments"].get(eid)
         if done and done.get("status") == "ok" and not again:
-            return read_json(self.folder / done["result_file"])
-        result_file = f"experiments/{eid}.json"
+            return self._result(done)
         if done and done.get("status") == "running" and task["kind"] != "skip":
             kept = self._finished_worker(eid)  # the driver died after its worker had finished
             if kept is not None:
                 done.update(status=kept.get("status", "failed"), reason=kept.get("reason"), result_file=result_file,
                             actual={"seconds": kept.get("worker_seconds"), "memory_bytes": kept.get("peak_rss_bytes")},
                             kept_from_interrupted_run=True)
-                write_json(self.folder / result_file, kept)
                 self._save()
                 return kept
-        rec = {"claim": claim, "task": task, "estimate": estimate, "status": "running"}
+        rec = {"claim": exp.claim, "kind": exp.kind, "task": task, "estimate": exp.estimate, "status": "running"}
         if again and done:
             rec["earlier"] = {k: done.get(k) for k in ("status", "actual", "attempts", "flag")}
         self.state["experiments"][eid] = rec
@@ -223,36 +223,43 @@ class Study:
             self._save()
             return result
         self._save()
-        attempts = 1 + (self.remeasure if task["kind"] in TIMED else 0)
+        timed = task["kind"] in TIMED
+        attempts = 1 + (self.remeasure if timed else 0)
         rec["attempts"] = []
         for attempt in range(attempts):
             if attempt:
                 hygiene.wait_for_quiet(self.quiet_wait)
-            result, seconds = self._worker(eid, task, timeout or max(300.0, 20 * estimate["seconds"]))
+            result, seconds = self._worker(eid, task, timeout or max(300.0, 20 * exp.estimate["seconds"]))
             contention = result.get("contention") or {}
             rec["attempts"].append({"seconds": seconds, "status": result.get("status"), "contention": contention})
             if not (result.get("status") == "ok" and contention.get("contended")):
                 break
-        if result.get("status") == "ok" and contention.get("contended") and task["kind"] in TIMED:
-            result["flag"] = f"contended in all {len(rec['attempts'])} attempts ({contention['why']})"
-        rec.update(status=result.get("status", "failed"), reason=result.get("reason"), flag=result.get("flag"),
+        flag = None
+        if result.get("status") == "ok" and contention.get("contended") and timed:
+            flag = f"contended in all {len(rec['attempts'])} attempts ({contention['why']})"
+        rec.update(status=result.get("status", "failed"), reason=result.get("reason"), flag=flag,
                    actual={"seconds": seconds, "memory_bytes": result.get("peak_rss_bytes")}, result_file=result_file)
-        write_json(self.folder / result_file, result)
+        if not (self.folder / result_file).is_file():  # the worker left none: the driver records why
+            write_json(self.folder / result_file, result)
         self._save()
-        return result
+        return {**result, "flag": flag} if flag else result
+
+    def _result(self, rec):
+        result = read_json(self.folder / rec["result_file"])
+        return {**result, "flag": rec["flag"]} if rec.get("flag") else result
 
     def _paths(self, eid):
+        """The task file, the result file the worker writes, and its log."""
         tasks = self.folder / "experiments"
-        return tuple(tasks / f"{eid}.{s}" for s in ("task.json", "out.json", "log"))
+        return tasks / f"{eid}.task.json", tasks / f"{eid}.json", tasks / f"{eid}.log"
 
     def _finished_worker(self, eid):
-        """The complete result a worker wrote before its driver was killed, if any."""
-        out_file = self._paths(eid)[1]
+        """The complete result a worker wrote before its driver was killed, if any (the result file
+        is removed before every worker starts, so one that is there is that worker's)."""
         try:
-            result = read_json(out_file)
+            result = read_json(self._paths(eid)[1])
         except (OSError, ValueError):
             return None
-        out_file.unlink(missing_ok=True)
         return result if isinstance(result, dict) and "status" in result else None
 
     def _worker(self, eid, task, timeout):
@@ -261,19 +268,18 @@ class Study:
         write_json(task_file, task)
         out_file.unlink(missing_ok=True)
         env = {**os.environ, "TQDM_DISABLE": "1", DRIVER_PID: str(os.getpid())}  # the worker dies with us
+        run_file = [str(self.run_file)] if self.run_file.is_file() else []  # the machine, measured once
         t = time.perf_counter()
         with open(log_file, "w") as log:
             try:
-                proc = subprocess.run([sys.executable, "-m", "replication.worker", str(task_file), str(out_file)],
+                proc = subprocess.run([sys.executable, "-m", "replication.worker", str(task_file), str(out_file), *run_file],
                                       stdout=log, stderr=subprocess.STDOUT, timeout=timeout, env=env)
                 code = proc.returncode
             except subprocess.TimeoutExpired:
                 code = "timeout"
         seconds = time.perf_counter() - t
         if out_file.is_file():
-            result = read_json(out_file)
-            out_file.unlink()
-            return result, seconds
+            return read_json(out_file), seconds
         if code == "timeout":
             return {"status": "timeout", "reason": f"exceeded {timeout:.0f} s"}, seconds
         if isinstance(code, int) and code < 0 and -code == signal.SIGKILL:
@@ -293,12 +299,12 @@ class Study:
         self.state["data"] = self._data()
         self.state["backends"] = {b: self._probe(b) for b in self.backends}
         self._save()
-        ready = [b for b, info in self.state["backends"].items() if info["status"] == "ok"]
+        ready = tuple(b for b, info in self.state["backends"].items() if info["status"] == "ok")
         plan = self._plan(ready, machine)
         bar = tqdm(plan, desc="study", unit="experiment")
-        for eid, claim, task, est in bar:
-            bar.set_postfix_str(f"{eid} (estimate {_duration(est['seconds'])})", refresh=True)
-            self.experiment(eid, claim, task, est)
+        for exp in bar:
+            bar.set_postfix_str(f"{exp.id} (estimate {_duration(exp.estimate['seconds'])})", refresh=True)
+            self.experiment(exp)
         bar.close()
         self._outliers()
         self.state["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -332,82 +338,19 @@ class Study:
         result, _ = self._worker(f"probe-{backend}", {"kind": "probe", "backend": backend}, timeout=600)
         return {"status": result.get("status", "failed"), "reason": result.get("reason"), "info": result.get("info")}
 
-    def _plan(self, ready, machine):
-        """(id, claim, task, estimate) for every experiment of the profile, in run order."""
-        p, plan, threads = self.profile, [], self.threads
-        budget = p["study"]["memory_budget_fraction"] * self.state["memory_available_bytes"]
-        scaling_budget = self.state["scaling_budget"] = self._scaling_budget()
-        tp = p["throughput"]
-        for backend in ready:
-            for model in tp["models"]:
-                for mode in tp["modes"]:
-                    config = config_for_mode(model, mode)
-                    largest = estimates.largest_batch(config, mode, budget, tp["max_batch"])
-                    batches = sorted({b for b in tp["batches"] if b <= largest} | {largest})
-                    if mode == "softmax-uncached" and "uncached_batches" in tp:
-                        batches = tp["uncached_batches"]
-                    for batch in batches:
-                        task = dict(kind="speed", backend=backend, model=model, mode=mode, batch=batch, repeats=tp["repeats"],
-                                    steps=None if mode == "softmax-uncached" else tp["steps"], threads=threads,
-                                    device=self.device, machine=machine)
-                        plan.append((f"C1-{backend}-{model}-{mode}-b{batch}", "C1", task, estimates.speed(task, config, machine)))
-            lt = p["latency"]
-            for model in lt["models"]:
-                for mode in lt["modes"]:
-                    config = config_for_mode(model, mode)
-                    whole = model in lt["whole_image_models"]
-                    task = dict(kind="speed", backend=backend, model=model, mode=mode, batch=1, repeats=lt["repeats"],
-                                steps=None if whole else lt["steps"], threads=threads, device=self.device, machine=machine)
-                    plan.append((f"C2-{backend}-{model}-{mode}", "C2", task, estimates.speed(task, config, machine)))
-            uv = p["uncached_validation"]
-            task = dict(kind="uncached_validation", backend=backend, model=uv["model"], steps=uv["steps"], threads=threads)
-            plan.append((f"V-{backend}-uncached", "C1", task, estimates.uncached_validation(task, machine)))
-            sc = p["scaling"]
-            for attention in (a for a in sc["attentions"] if a in TIME_ATTENTION_KINDS[backend]):
-                for T in sc["lengths"]:
-                    batch = max(1, sc["tokens_per_batch"] // T)
-                    task = dict(kind="attention", backend=backend, attention=attention, T=T, batch=batch,
-                                n_heads=sc["n_heads"], d_head=sc["d_head"], repeats=sc["repeats"], threads=threads, device=self.device)
-                    est = estimates.attention(task, machine)
-                    cap = sc["time_cap_seconds"] * (sc["repeats"] + 1)
-                    if est["memory_bytes"] > scaling_budget["bytes"] or est["seconds"] > cap:
-                        plan.append((f"C4-{backend}-{attention}-T{T}", "C4", {**task, "kind": "skip",
-                                     "reason": _skip_reason(est, scaling_budget["bytes"], cap)}, est))
-                        continue
-                    plan.append((f"C4-{backend}-{attention}-T{T}", "C4", task, est))
-        q = {k: v for k, v in p["quality"].items() if k != "sources"}
-        if q["backend"] in ready:
-            dataset = self.state["data"]["dataset"]
-            no_data = None if dataset else f"{self.state['data']['reason']}; {self.state['data']['fix']}"
-            for attention in ("linear", "softmax"):
-                task = {**q, "kind": "train", "attention": attention, "dataset": dataset, "data_dir": self.data_dir,
-                        "checkpoint_dir": str(self.folder / "checkpoints" / attention), "threads": threads,
-                        "device": self.device}
-                est = estimates.training(task, machine)
-                if no_data:
-                    task = {**task, "kind": "skip", "status": "not run", "reason": no_data}
-                plan.append((f"C3-{attention}", "C3", task, est))
-            s = p["samples"]
-            for attention in ("linear", "softmax"):
-                task = dict(kind="samples", checkpoint=str(self.folder / "checkpoints" / attention), out_dir=str(self.folder / "samples"),
-                            images=s["images"], completions=s["completions"], dataset=dataset, data_dir=self.data_dir)
-                est = estimates.samples(task, q, machine)
-                if no_data:
-                    task = {**task, "kind": "skip", "status": "not run", "reason": no_data}
-                plan.append((f"S-{attention}", "C3", task, est))
+    def _plan(self, ready, machine) -> list[Experiment]:
+        """Every claim's experiments, in the order of claims.CLAIMS; what a claim records once (the
+        scaling study's memory budget) goes into run.json."""
+        ctx = Context(profile=self.profile, folder=self.folder, backends=ready, machine=machine, threads=self.threads,
+                      device=self.device, data=self.state["data"], data_dir=self.data_dir,
+                      memory_available_bytes=self.state["memory_available_bytes"])
+        plan = []
+        for claim in CLAIMS:
+            experiments, recorded = claim.plan(ctx)
+            plan += experiments
+            self.state.update(recorded)
+        self._save()
         return plan
-
-    def _scaling_budget(self):
-        """The memory budget of the scaling study (C4): the paper's GPU, or less where this machine
-        has less available (recorded, and said in the report)."""
-        sc = self.profile["scaling"]
-        paper = sc.get("memory_budget_bytes", verdicts.PAPER_GPU_MEMORY_BYTES)
-        machine = sc.get("machine_memory_fraction", 0.6) * self.state["memory_available_bytes"]
-        if machine < paper:
-            return {"bytes": machine, "limited_by_machine": True,
-                    "why": f"{machine / 1e9:.1f} GB: {sc.get('machine_memory_fraction', 0.6):.0%} of the memory available "
-                           f"here, less than the paper's {paper / 1e9:g} GB GPU"}
-        return {"bytes": paper, "limited_by_machine": False, "why": f"{paper / 1e9:g} GB, the paper's GPU (GTX 1080 Ti)"}
 
     def _outliers(self):
         """Re-measure once every generation timing far above its roofline floor compared with the same
@@ -416,7 +359,7 @@ class Study:
         def multiples():
             out = {}
             for eid, rec in self.state["experiments"].items():
-                if rec["task"]["kind"] != "speed" or rec["status"] != "ok" or rec.get("flag"):
+                if rec.get("kind") != "speed" or rec["status"] != "ok" or rec.get("flag"):
                     continue
                 r = read_json(self.folder / rec["result_file"])
                 out[eid] = ((rec["task"]["backend"], rec["task"]["mode"], rec["task"]["batch"] == 1),
@@ -435,14 +378,11 @@ class Study:
             print(f"study: {eid} took {table[eid][1]:.1f}x its roofline floor, far more than the same mode at other "
                   "sizes: measuring it again", file=sys.stderr)
             hygiene.wait_for_quiet(self.quiet_wait)
-            self.experiment(eid, rec["claim"], rec["task"], rec["estimate"], again=True)
+            self.experiment(Experiment(eid, rec["claim"], rec["kind"], rec["task"], rec["estimate"]), again=True)
             now = multiples()
             if eid in now and (typical := outlier(eid, now)):
-                rec = self.state["experiments"][eid]
-                result = read_json(self.folder / rec["result_file"])
-                result["flag"] = rec["flag"] = (f"outlier: {now[eid][1]:.1f}x its roofline floor, the same mode "
-                                                f"elsewhere {typical:.1f}x, in two measurements")
-                write_json(self.folder / rec["result_file"], result)
+                self.state["experiments"][eid]["flag"] = (f"outlier: {now[eid][1]:.1f}x its roofline floor, the same "
+                                                          f"mode elsewhere {typical:.1f}x, in two measurements")
                 self._save()
 
     def screen_summary(self) -> str:
@@ -472,12 +412,6 @@ def _first_sentence(text):
     """The gist of a long data-error message: up to the first 'found:' clause's end."""
     line = text.splitlines()[0] if text else ""
     return line if len(line) <= 200 else line[:197] + "..."
-
-
-def _skip_reason(est, budget, cap):
-    if est["memory_bytes"] > budget:
-        return f"does not fit: estimated {est['memory_bytes'] / 2**30:.1f} GiB > budget {budget / 2**30:.1f} GiB"
-    return f"exceeds the time cap: estimated {est['seconds']:.0f} s > {cap:.0f} s"
 
 
 def _index(folder, state):

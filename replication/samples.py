@@ -10,6 +10,8 @@ import numpy as np
 from linattn.config import MODES
 from linattn.weights import load_checkpoint
 
+from .train import load_bytes
+
 
 def grid(images, columns=8):
     """(N, h, w, c) uint8 -> one (rows*h, columns*w, c) image with 1-pixel gaps."""
@@ -37,8 +39,6 @@ def save_png(path, image):
 def make_samples(task: dict) -> dict:
     """task: checkpoint, out_dir, images, completions, seed, dataset, data_dir. Uses the torch backend."""
     from linattn import torch_backend as tb
-
-    from .train import load_bytes
 
     config, params = load_checkpoint(task["checkpoint"])
     model = tb.prepare(config, params)

@@ -6,15 +6,17 @@ included, is reported apart). Two cases are extrapolated and say so (`"extrapola
   steps at several prefix lengths is timed, the cost c(n) = a + b n + c n^2 is fitted by least
   squares and summed over n = 1..T. `validate_uncached` checks the method against a full run.
 - `--steps K` (the step modes): windows of K steps are timed at several positions t (from the
-  state those positions see, where the backend offers `time_window`; else prefixes of K/2 and K
-  steps), the per-step cost a + b t fitted and summed over the T steps: exact for a constant
-  (recurrent) or linearly growing (cached) step cost.
+  state those positions see: every backend's `time_window`), the per-step cost a + b t fitted and
+  summed over the T steps: exact for a constant (recurrent) or linearly growing (cached) step cost.
+Every backend times by the same method: whole images by its `timed_generate`, windows by its
+`time_window`, uncached steps by `uncached_step` under the same Python clock.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import time
 
 import numpy as np
@@ -75,19 +77,14 @@ def measure(backend_name, model_name, mode, batch, repeats=3, steps=None, thread
     machine = machine or roofline.machine_in_subprocess(threads)
     config = config_for_mode(model_name, mode)
     backend = get_backend(backend_name)
-    if backend_name == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
+    backend.set_threads(threads)
     model = backend.prepare(config, init_params(config, seed), device=device)
     noise = np.random.default_rng(seed).random((batch, config.seq_len, 2), dtype=np.float32)
     T = config.seq_len
     if mode == "softmax-uncached":
         timing = _time_uncached(backend, model, batch, T, repeats, seed)
-    elif steps is not None and steps < T and hasattr(backend, "time_window"):
-        timing = _time_windows(backend, model, mode, batch, T, steps, repeats)
     elif steps is not None and steps < T:
-        timing = _time_prefixes(backend, model, mode, noise, steps, repeats)
+        timing = _time_windows(backend, model, mode, batch, T, steps, repeats)
     else:
         timing = _time_whole(backend, model, mode, noise, repeats)
     per_image = timing.pop("seconds_per_image")
@@ -110,6 +107,41 @@ def measure(backend_name, model_name, mode, batch, repeats=3, steps=None, thread
     }
 
 
+def measure_task(task) -> dict:
+    """A study's speed task (claims.generation); the machine comes from the run, measured once."""
+    result = measure(task["backend"], task["model"], task["mode"], task["batch"], repeats=task["repeats"],
+                     steps=task.get("steps"), threads=task["threads"], device=task.get("device", "cpu"),
+                     machine=task.get("machine"))
+    if task.get("machine"):
+        result.pop("machine")  # stored once, in run.json
+    return result
+
+
+def validate_task(task) -> dict:
+    """A study's uncached-validation task (claims.generation)."""
+    return validate_uncached(task["backend"], task["model"], threads=task["threads"], limit_T=task["steps"])
+
+
+def attention_task(task) -> dict:
+    """A study's scaling task (claims.scaling): forward+backward passes of one attention kind, with
+    the memory they took (measured inside the backend where it can, else the process's growth)."""
+    pin_threads(task["threads"])
+    backend = get_backend(task["backend"])
+    backend.set_threads(task["threads"])
+    backend.warm_up()  # the runtime's start-up (Julia: libjulia, Flux) stays out of the baseline
+    base = peak_rss_bytes()
+    times = backend.time_attention(task["attention"], task["batch"], task["T"], task["n_heads"], task["d_head"],
+                                   task["repeats"], device=task.get("device", "cpu"))
+    inside = backend.attention_peak_bytes()
+    peak = max(0, peak_rss_bytes() - base) if inside is None else inside
+    return {"seconds": times, "peak_memory_bytes": peak, "peak_memory_method": "process" if inside is None else "backend",
+            "backend_info": backend.info(task.get("device", "cpu"))}
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
 def _stats(xs):
     xs = np.asarray(xs, dtype=np.float64)
     q1, med, q3 = np.percentile(xs, [25, 50, 75])
@@ -117,12 +149,8 @@ def _stats(xs):
 
 
 def _generate_seconds(backend, model, mode, noise, steps=None):
-    """Wall time of one generation call; inside the backend when it times itself (Julia)."""
-    if hasattr(backend, "timed_generate"):
-        return backend.timed_generate(model, mode, noise, steps)[1]
-    t = time.perf_counter()
-    backend.generate(model, mode, noise, steps)
-    return time.perf_counter() - t
+    """Wall time of one generation call, as every backend times it (`timed_generate`)."""
+    return backend.timed_generate(model, mode, noise, steps)[1]
 
 
 def _time_whole(backend, model, mode, noise, repeats):
@@ -132,27 +160,6 @@ def _time_whole(backend, model, mode, noise, repeats):
     s = _stats(runs)
     return {"seconds_per_image": s["median"], "iqr": s["iqr"], "repeats": runs, "warmup_seconds": warm,
             "compile_seconds": max(0.0, warm - s["median"] * B), "extrapolated": False, "method": "whole images"}
-
-
-def _time_prefixes(backend, model, mode, noise, steps, repeats):
-    """Fit per-step cost a + b t through the times of K/2- and K-step prefixes; sum it over T."""
-    B, T = noise.shape[:2]
-    half = steps // 2
-    warm = _generate_seconds(backend, model, mode, noise, steps)
-    _generate_seconds(backend, model, mode, noise, half)  # a backend that compiles per length (JAX) does so here
-    t_half = float(np.median([_generate_seconds(backend, model, mode, noise, half) for _ in range(repeats)]))
-    runs = [_generate_seconds(backend, model, mode, noise, steps) for _ in range(repeats)]
-    t_full = float(np.median(runs))
-    # time(K) = a K + b K^2 / 2 at K = half and steps: solve for a, b
-    A = np.array([[half, half**2 / 2], [steps, steps**2 / 2]])
-    a, b = np.linalg.solve(A, [t_half, t_full])
-    b = max(b, 0.0)
-    total = a * T + b * T**2 / 2
-    scale = total / t_full
-    return {"seconds_per_image": total / B, "iqr": _stats(runs)["iqr"] * scale / B, "repeats": [r * scale / B for r in runs],
-            "warmup_seconds": warm, "compile_seconds": max(0.0, warm - t_full), "extrapolated": True,
-            "method": f"prefixes of {half} and {steps} steps, per-step cost a + b t, summed over {T} steps",
-            "fit": {"a": float(a), "b": float(b)}}
 
 
 def _time_windows(backend, model, mode, batch, T, steps, repeats):

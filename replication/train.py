@@ -34,12 +34,11 @@ from linattn.backends import BackendUnavailable, get_backend
 from linattn.config import ConfigError, ModelConfig
 from linattn.weights import atomic_write, init_params, load_checkpoint, save_checkpoint
 
-from . import locks
+from . import data, locks
 from .datasets.checks import DataError
 from .inputs import UsageError, check_device, device_name, device_name_or_refuse, output_folder, positive_int
 from .profiles import ProfileError, load_profile
 
-MODEL_FIELDS = ("n_layers", "n_heads", "d_model", "n_mixtures", "image_shape", "dropout")
 STATE_FILES = {"torch": "train_state.pt", "jax": "train_state.npz"}  # training state, by backend
 
 
@@ -72,16 +71,12 @@ def load_bytes(dataset: str, split: str, data_dir=None, n=None, image_shape=(28,
         phase = rng.uniform(0, 2 * np.pi, (count, 1, 1, c))
         img = 127.5 + 127.5 * np.sin(xx[None, :, :, None] / 3.0 + yy[None, :, :, None] / 5.0 + phase)
         return img.astype(np.uint8).reshape(count, -1)
-    from . import data
-
     images = data.load_dataset(dataset, split, data_dir=data_dir)
     return data.to_bytes(images[:n] if n else images)
 
 
 def pick_dataset(candidates, data_dir=None) -> str:
     """The first dataset of the list that can be loaded without a network ("synthetic" always can)."""
-    from . import data
-
     for name in candidates:
         if name == "synthetic" or data.available(name, data_dir=data_dir):
             return name
@@ -92,7 +87,8 @@ def pick_dataset(candidates, data_dir=None) -> str:
 
 
 def model_config(task) -> ModelConfig:
-    return ModelConfig(attention=task["attention"], head="mixture", **{k: task[k] for k in MODEL_FIELDS})
+    """The trained model: the profile's [quality.model] fields with the task's attention."""
+    return ModelConfig(attention=task["attention"], head="mixture", **task["model"])
 
 
 def resumable(out, config: ModelConfig, overwrite=False, backend="torch") -> bool:
@@ -254,9 +250,7 @@ def _torch_loop(task, out, config, resume, device, rank, world_size) -> dict:
     if world_size > 1:
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
-    from .data import batches
-
-    stream = itertools.islice(batches(train_data, task["batch_size"], seed), step, None)
+    stream = itertools.islice(data.batches(train_data, task["batch_size"], seed), step, None)
     rows = slice(rank, None, world_size)  # this rank's share of each global batch
     bar = tqdm(total=task["steps"], initial=step, desc=f"train {config.attention}", leave=False, disable=rank != 0)
     recent = []
@@ -359,9 +353,7 @@ def _train_jax(task: dict) -> dict:
         step_fn, place_state, place_batch = jt.data_parallel(jt.data_mesh(devices))
         state = place_state(state)
 
-        from .data import batches
-
-        stream = itertools.islice(batches(train_data, task["batch_size"], seed), step, None)
+        stream = itertools.islice(data.batches(train_data, task["batch_size"], seed), step, None)
         bar = tqdm(total=task["steps"], initial=step, desc=f"train {config.attention} (jax)", leave=False)
         recent = []
         with jax.default_matmul_precision("float32"):
@@ -450,6 +442,7 @@ def _checked_task(args) -> dict:
     profile = load_profile(args.profile)
     q = dict(profile["quality"])
     q.pop("sources", None)
+    q["model"] = {k: v for k, v in q["model"].items() if k != "sources"}
     if args.steps is not None:
         q["steps"] = args.steps
     backend_name = args.backend or q.get("backend", "torch")

@@ -145,3 +145,19 @@ def exponent(ours, paper, lengths) -> str:
         return inconclusive(f"fitted over {len(lengths)} length(s) spanning {span:g}x; needs at least "
                             f"{MIN_LENGTHS} spanning {MIN_SPAN:g}x")
     return "replicated" if abs(ours - paper) <= EXPONENT_TOLERANCE else "not replicated"
+
+
+def usable(row) -> bool:
+    """A successful measurement that passed the hygiene checks (no flag): the only kind verdicts use."""
+    return row["status"] == "ok" and not row.get("flag")
+
+
+def counts(claims) -> dict:
+    """How many claim rows have each verdict ("direction only (larger)" counts as "direction only")."""
+    out = {}
+    for c in claims:
+        for r in c["rows"]:
+            if r["verdict"] not in ("context", "measured"):
+                key = r["verdict"].split(" (")[0].split(":")[0]
+                out[key] = out.get(key, 0) + 1
+    return out

@@ -1,8 +1,10 @@
-"""One measurement in its own process: `python -m replication.worker TASK.json OUT.json`.
+"""One measurement in its own process: `python -m replication.worker TASK.json RESULT.json [RUN.json]`.
 
 Each backend runs in a worker of its own (juliacall, torch and jax must not share a process, and
-separate processes give clean timings and a clean peak-memory reading). The worker writes its
-result atomically; a backend that cannot run writes {"status": "unavailable", "reason": ...}.
+separate processes give clean timings and a clean peak-memory reading). The worker writes its own
+result file (experiments/<id>.json in a study) atomically; a backend that cannot run writes
+{"status": "unavailable", "reason": ...}. What it runs is the task of the claim module that planned
+it (replication/claims/), looked up by the task's kind.
 A worker that crashes or is killed leaves no result, and the driver records why. Every result
 carries the worker's wall time and what the machine did meanwhile (`contention`, see hygiene.py).
 """
@@ -12,15 +14,17 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import resource
 import signal
 import sys
 import time
 import traceback
 
+from linattn.backends import BackendUnavailable, get_backend
 from linattn.weights import atomic_write
 
 from . import hygiene
+from .claims import task_runner
+from .speed import peak_rss_bytes
 
 
 DRIVER_PID = "REPLICATION_DRIVER_PID"  # set by the driver: the worker must not outlive it
@@ -40,61 +44,23 @@ def die_with_driver() -> None:
         os._exit(1)
 
 
-def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-
-
 def run_task(task: dict) -> dict:
-    kind = task["kind"]
-    if kind == "probe":
-        from linattn.backends import get_backend
-
+    """The result of one task: a probe of its backend, or the task of the claim it belongs to."""
+    if task["kind"] == "probe":
         return {"info": get_backend(task["backend"]).info()}
-    if kind == "speed":
-        from .speed import measure
-
-        return measure(task["backend"], task["model"], task["mode"], task["batch"], repeats=task["repeats"],
-                       steps=task.get("steps"), threads=task["threads"], device=task.get("device", "cpu"),
-                       machine=task.get("machine"))
-    if kind == "uncached_validation":
-        from .speed import validate_uncached
-
-        return validate_uncached(task["backend"], task["model"], threads=task["threads"], limit_T=task["steps"])
-    if kind == "attention":
-        from linattn.backends import get_backend
-
-        from .speed import pin_threads
-
-        pin_threads(task["threads"])
-        backend = get_backend(task["backend"])
-        if not hasattr(backend, "time_attention"):
-            return {"status": "unavailable", "reason": f"backend {task['backend']} has no time_attention"}
-        if hasattr(backend, "warm_up"):
-            backend.warm_up()  # the runtime's start-up (Julia: libjulia, Flux) stays out of the baseline
-        base = peak_rss_bytes()
-        times = backend.time_attention(task["attention"], task["batch"], task["T"], task["n_heads"], task["d_head"],
-                                       task["repeats"], device=task.get("device", "cpu"))
-        inside = backend.attention_peak_bytes() if hasattr(backend, "attention_peak_bytes") else None
-        peak = max(0, peak_rss_bytes() - base) if inside is None else inside
-        return {"seconds": times, "peak_memory_bytes": peak, "peak_memory_method": "backend" if inside is not None
-                else "process", "backend_info": backend.info(task.get("device", "cpu"))}
-    if kind == "train":
-        from .train import train
-
-        return train(task)
-    if kind == "samples":
-        from .samples import make_samples
-
-        return make_samples(task)
-    raise ValueError(f"unknown task kind {kind!r}")
+    return task_runner(task["kind"])(task)
 
 
 def main(argv=None):
+    """`TASK.json RESULT.json [RUN.json]`: run the task, write its result; a timing task reads the
+    machine description from RUN.json (measured once per run)."""
     die_with_driver()
-    task_path, out_path = (argv or sys.argv[1:])[:2]
+    args = (argv or sys.argv[1:])[:3]
+    task_path, out_path = args[:2]
     task = json.loads(open(task_path).read())
-    from linattn.backends import BackendUnavailable
-
+    if len(args) > 2 and "machine" not in task:
+        machine = json.loads(open(args[2]).read()).get("machine")
+        task = {**task, **({"machine": machine} if machine else {})}
     before, started = hygiene.counters(), time.monotonic()
     try:
         result = {"status": "ok", **run_task(task)}
@@ -108,7 +74,7 @@ def main(argv=None):
     result.setdefault("peak_rss_bytes", peak_rss_bytes())
     result["worker_seconds"] = time.monotonic() - started
     result["contention"] = hygiene.contention(before, hygiene.counters(), task.get("threads") or 1)
-    atomic_write(out_path, lambda f: f.write(json.dumps(result).encode()))
+    atomic_write(out_path, lambda f: f.write(json.dumps(result, indent=2).encode()))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ def env(**extra):
 def task(folder, steps, **extra):
     """tiny_profile's quality settings, with dropout 0 and a global batch of 4."""
     q = {k: v for k, v in load_profile(TINY)["quality"].items() if k != "sources"}
-    return {**q, "attention": "linear", "dataset": "synthetic", "dropout": 0.0, "batch_size": 4, "steps": steps,
+    q["model"] = {**{k: v for k, v in q["model"].items() if k != "sources"}, "dropout": 0.0}
+    return {**q, "attention": "linear", "dataset": "synthetic", "batch_size": 4, "steps": steps,
             "checkpoint_dir": str(folder), "seed": 0, "threads": 1, **extra}
 
 
@@ -110,7 +111,7 @@ JAX_SCRIPT = textwrap.dedent("""
 
 def test_jax_two_devices_follow_one_device_and_resume_across_device_counts(tmp_path):
     base = {k: v for k, v in task(tmp_path, 4).items() if k != "checkpoint_dir"}
-    base["dropout"] = 0.1  # JAX draws dropout for the global batch: the same masks on 1 or 2 devices
+    base["model"] = {**base["model"], "dropout": 0.1}  # JAX draws dropout for the global batch: the same masks on 1 or 2 devices
     r = subprocess.run([sys.executable, "-c", JAX_SCRIPT, json.dumps(base), str(tmp_path)], capture_output=True,
                        text=True, timeout=120, env=env(XLA_FLAGS="--xla_force_host_platform_device_count=2",
                                                        JAX_PLATFORMS="cpu"))
@@ -216,10 +217,13 @@ def test_every_profile_is_sane(name):
         unknown = set(values.get("sources", {})) - set(values)
         assert not unknown, f"{name}.{section}: sources for missing settings {unknown}"
     q = {k: v for k, v in p["quality"].items() if k != "sources"}
-    config = model_config({**q, "attention": "linear"})
+    model = {k: v for k, v in q["model"].items() if k != "sources"}
+    assert not set(q["model"].get("sources", {})) - set(model), f"{name}.quality.model: sources for missing settings"
+    config = model_config({**q, "model": model, "attention": "linear"})
     assert config.d_model % config.n_heads == 0 and q["steps"] >= q["eval_every"] >= 1
     assert q["backend"] in ("torch", "jax") and set(p["study"]["backends"]) <= {"torch", "jax", "julia"}
     if name == "gpu":
         assert p["study"]["device"] == "cuda" and (config.n_layers, config.n_heads, config.d_model) == (8, 8, 256)
         assert set(p["throughput"]["models"]) == {"mnist", "cifar"}
-        assert all(k in p["quality"]["sources"] for k in q), "every [quality] setting of gpu has its source"
+        assert all(k in p["quality"]["sources"] for k in q if k != "model"), "every [quality] setting of gpu has its source"
+        assert all(k in q["model"]["sources"] for k in model), "every [quality.model] setting of gpu has its source"

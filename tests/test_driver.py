@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from replication.cli import main
+from replication.experiments import Experiment
 from replication.profiles import load_profile
 from replication.run import Study
 from replication.train import train
@@ -79,7 +80,7 @@ def test_a_crashing_experiment_is_recorded_and_does_not_stop_the_study(tmp_path)
     s = Study(load_profile(TINY), tmp_path / "r", backends=["torch"])
     s._start()
     bad = {"kind": "speed", "backend": "torch", "model": "mnist", "mode": "no-such-mode", "batch": 1, "repeats": 1, "threads": 1}
-    result = s.experiment("C1-bad", "C1", bad, {"seconds": 1.0, "memory_bytes": 1.0})
+    result = s.experiment(Experiment("C1-bad", "C1", "speed", bad, {"seconds": 1.0, "memory_bytes": 1.0}))
     assert result["status"] == "failed" and "no-such-mode" in result["reason"]
     assert load(tmp_path / "r", "run.json")["experiments"]["C1-bad"]["status"] == "failed"
 
@@ -91,7 +92,7 @@ def test_unknown_profile_is_refused_with_the_choices(capsys):
 
 
 def train_task(folder, steps):
-    return dict(attention="linear", n_layers=1, n_heads=2, d_model=8, n_mixtures=2, image_shape=[28, 28, 1], dropout=0.1,
+    return dict(attention="linear", model=dict(n_layers=1, n_heads=2, d_model=8, n_mixtures=2, image_shape=[28, 28, 1], dropout=0.1),
                 batch_size=2, steps=steps, learning_rate=1e-3, weight_decay=0.01, eval_every=2, eval_images=2,
                 test_images=2, dataset="synthetic", checkpoint_dir=str(folder), seed=0, threads=1)
 

@@ -341,13 +341,17 @@ def test_exports_are_defined():
 
 
 def test_backend_module_offers_the_backend_api():
-    """The interface every backend offers, as listed in linattn/backends.py (before "optionally")."""
-    doc = ast.get_docstring(ast.parse((PYTHON / "backends.py").read_text())).split("and optionally")[0]
-    api = set(re.findall(r"^\s*(\w+)\(", doc, re.M))
-    assert {"prepare", "params_of", "forward", "bits_per_dim", "generate", "uncached_step", "info", "time_attention"} <= api
+    """Every method of the protocol linattn.backends.Backend, with the same parameters (read from
+    the source: importing julia_backend would look for Julia)."""
+    protocol = next(n for n in ast.parse((PYTHON / "backends.py").read_text()).body
+                    if isinstance(n, ast.ClassDef) and n.name == "Backend")
+    api = {f.name: [a.arg for a in f.args.args[1:]] for f in protocol.body if isinstance(f, ast.FunctionDef)}
+    assert {"prepare", "generate", "timed_generate", "time_window", "time_attention", "set_threads"} <= set(api)
     tree = ast.parse((PYTHON / "julia_backend.py").read_text())
-    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    assert api | {"timed_generate", "time_window", "warm_up", "attention_peak_bytes"} <= defined
+    defined = {n.name: [a.arg for a in n.args.args] for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert set(api) <= set(defined), f"missing: {sorted(set(api) - set(defined))}"
+    for name, params in api.items():
+        assert defined[name] == params, f"julia_backend.{name}{tuple(defined[name])} != Backend.{name}{tuple(params)}"
     assigned = {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
     assert "NAME" in assigned
 

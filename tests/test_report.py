@@ -18,12 +18,11 @@ pytest.importorskip("matplotlib")
 
 import typst
 
-from replication import report_figures
+from replication.claims import generation, languages, quality, scaling
 from replication.cli import main
-from replication.report import BUILD, DATA, ReportError, build_report
+from replication.paper import load_paper
+from replication.report import BUILD, DATA, ReportError, build_report, make_figures
 from replication.report_data import count_lines
-from replication.report_figures import make_figures
-from replication.summary import claim_c3, claim_c5, load_claims
 
 SMALL = Path(__file__).resolve().parent / "data" / "results-small"
 
@@ -126,12 +125,12 @@ def test_a_missing_backend_is_reported_with_its_recorded_reason(built):
 
 
 def without_training(summary):
-    """The summary of a run whose C3 training failed (claims recomputed by summary.py's rule)."""
+    """The summary of a run whose C3 training failed (claims recomputed by the quality claim's rule)."""
     for attention in ("linear", "softmax"):
         summary["quality"]["runs"][attention] = {"backend": "torch", "status": "failed", "reason": "worker exited with 1: boom",
                                                  "dataset": summary["quality"]["dataset"]}
         summary["samples"][attention] = {"backend": None, "status": "failed", "reason": "no checkpoint"}
-    summary["claims"] = [claim_c3(load_claims(), summary) if c["id"] == "C3" else c for c in summary["claims"]]
+    summary["claims"] = [quality.judge(load_paper(), summary)[0] if c["id"] == "C3" else c for c in summary["claims"]]
 
 
 def test_missing_training_yields_explicit_not_run_texts(tmp_path):
@@ -157,7 +156,7 @@ def nothing_measured(summary):
     without_training(summary)
     summary["claims"] = [{"id": c["id"], "title": c["title"], "source": c["source"], "rows": [], "status": "not run",
                           "note": c.get("note") or "no measurement succeeded"} for c in summary["claims"]]
-    summary["claims"][4] = claim_c5(load_claims(), summary)
+    summary["claims"][4] = languages.judge(load_paper(), summary)[0]
 
 
 def test_a_run_with_no_results_still_makes_a_report_that_says_so(tmp_path):
@@ -193,11 +192,11 @@ def test_figures_are_deterministic_and_absent_without_data(tmp_path):
     summary = json.loads((SMALL / "summary.json").read_text())
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
-    for draw in (report_figures.throughput, report_figures.scaling):
+    for draw in (generation.throughput_figure, scaling.scaling_figure):
         name = draw(summary, a)
         assert draw(summary, b) == name and (a / name).read_bytes() == (b / name).read_bytes(), name
     empty = {"throughput": [], "latency": [], "quality": {"runs": {}}, "scaling": [], "compute": []}
-    assert set(make_figures(empty, load_claims(), a).values()) == {None}
+    assert set(make_figures(empty, load_paper(), a).values()) == {None}
 
 
 def test_lines_of_code_are_counted_without_blank_and_comment_lines(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from replication.cli import main
+from replication.experiments import Experiment
 from replication.profiles import load_profile
 from replication.run import Study
 
@@ -117,12 +118,13 @@ def test_a_finished_workers_result_survives_its_drivers_death(tmp_path):
     eid = "C1-torch-mnist-linear-recurrent-b1"
     task = {"kind": "speed", "backend": "torch", "model": "mnist", "mode": "no-such-mode", "batch": 1, "repeats": 1,
             "threads": 1}  # would fail if it ran again
-    study.state["experiments"][eid] = {"claim": "C1", "task": task, "estimate": {"seconds": 1.0, "memory_bytes": 1.0},
+    exp = Experiment(eid, "C1", "speed", task, {"seconds": 1.0, "memory_bytes": 1.0})
+    study.state["experiments"][eid] = {"claim": "C1", "kind": "speed", "task": task, "estimate": exp.estimate,
                                        "status": "running"}
     out = study._paths(eid)[1]
     out.parent.mkdir(parents=True)
     out.write_text(json.dumps({"status": "ok", "seconds_per_image": 1.5, "worker_seconds": 3.0, "peak_rss_bytes": 9}))
-    result = study.experiment(eid, "C1", task, {"seconds": 1.0, "memory_bytes": 1.0})
+    result = study.experiment(exp)
     assert result["seconds_per_image"] == 1.5
     rec = study.state["experiments"][eid]
     assert rec["status"] == "ok" and rec["kept_from_interrupted_run"] and rec["actual"]["seconds"] == 3.0

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from replication import hygiene, verdicts
+from replication.experiments import Experiment
 from replication.profiles import load_profile
 from replication.run import Study
 from replication.summary import build_summary
@@ -128,7 +129,8 @@ def test_a_timing_on_a_busy_machine_is_remeasured_and_flagged(tmp_path):
     spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
     try:
         time.sleep(0.5)
-        result = study.experiment("C1-torch-mnist-linear-recurrent-b1", "C1", task, {"seconds": 5.0, "memory_bytes": 1.0})
+        result = study.experiment(Experiment("C1-torch-mnist-linear-recurrent-b1", "C1", "speed", task,
+                                             {"seconds": 5.0, "memory_bytes": 1.0}))
     finally:
         for p in spin:
             p.kill()

@@ -10,7 +10,12 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-ATTENTIONS = ("softmax", "linear")
+ATTENTIONS = ("softmax", "linear")  # the model's attention kinds (each backend's KINDS has more for timing)
+NORM_EPS = 1e-5  # LayerNorm's epsilon (PyTorch's default)
+LINEAR_EPS = 1e-6  # added to linear attention's normaliser phi(q)^T z
+LOG_SCALE_MIN = -7.0  # mixture log-scales are clamped below at this value
+LINEAR_CHUNK = 64  # chunk length of the chunkwise-parallel linear attention
+SOFTMAX_CHUNK = 256  # query/key block of the memory-efficient softmax ("softmax-chunked")
 HEADS = ("mixture", "categorical")
 START_TOKEN = 256  # the input at position 0; byte values are 0..255
 VOCAB = 257  # 256 byte values and the start token

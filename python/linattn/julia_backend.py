@@ -1,6 +1,6 @@
 """The Julia backend: the Flux package `LinAttn` (julia/ in the repository), driven by juliacall.
 
-It offers the whole interface of `linattn.backends`: `time_window` (windows of steps after a
+It implements every method of `linattn.backends.Backend`: `time_window` (windows of steps after a
 warm-up, the method of the PyTorch and JAX backends), `timed_generate` (timed by Julia after a
 one-step warm-up; the warm-up's time, mostly compilation on the first call, is stored apart in
 `model.compile_seconds[mode]`), and `warm_up` / `attention_peak_bytes` for the scaling task's
@@ -245,8 +245,13 @@ def bits_per_dim(model: JuliaModel, data, batch_size=32) -> float:
     return float(L.bits_per_dim(model.jl, _to_julia(data, np.int64), batch_size=int(batch_size)))
 
 
-def generate(model: JuliaModel, mode, noise, steps=None):
+def generate(model: JuliaModel, mode, noise, steps=None, prefix=None):
+    """As every backend's; completing a given `prefix` is not implemented in LinAttn (the study draws
+    its sample grids with PyTorch), so a prefix is refused with a ConfigError."""
     check_mode(mode, model.config)
+    if prefix is not None:
+        raise ConfigError("the Julia backend does not complete given prefixes (LinAttn.generate has no prefix); "
+                          "use --backend torch or jax for completions")
     _, L = _julia()
     data = L.generate(model.jl, mode, _to_julia(noise, np.float64), steps=_steps(steps))
     return _from_julia(data).astype(np.uint8)
@@ -308,6 +313,11 @@ def uncached_step(model: JuliaModel, prefix):
     """The work of one softmax-uncached step after `prefix` (B, t) bytes: a full forward pass."""
     _, L = _julia()
     L.uncached_step(model.jl, _to_julia(prefix, np.int64))
+
+
+def set_threads(threads) -> None:
+    """Nothing to do now: Julia's threads are fixed when it starts (PYTHON_JULIACALL_THREADS, set by
+    `replication.speed.pin_threads` before the first Julia call); BLAS follows OPENBLAS_NUM_THREADS."""
 
 
 def info(device="cpu") -> dict:

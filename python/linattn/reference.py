@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import START_TOKEN, ModelConfig, check_mode
+from .config import LINEAR_EPS, LOG_SCALE_MIN, NORM_EPS, START_TOKEN, ModelConfig, check_mode
 
-LINEAR_EPS = 1e-6  # added to the linear attention's normaliser
-NORM_EPS = 1e-5  # LayerNorm
-LOG_SCALE_MIN = -7.0  # mixture log-scales are clamped below at this value
 BIN = 1.0 / 255.0  # half-width of one byte's bin in [-1, 1]
 
 

@@ -138,17 +138,15 @@ def time_window(model: Model, mode, batch, start, steps, seed=0):
     first call for a (mode, batch, steps) compiles; `start` is an argument, not a constant."""
     config = model.config
     check_mode(mode, config)
-    T, L, H, D = config.seq_len, config.n_layers, config.n_heads, config.d_head
+    T = config.seq_len
     if not (0 <= start and 0 < steps and start + steps <= T):
         raise ConfigError(f"the window start={start}, steps={steps} must lie inside 0..{T}")
     rng = np.random.default_rng(seed)
     dtype = model.params["embed.weight"].dtype
-    if config.attention == "softmax":
-        state = [tuple(jnp.asarray(rng.standard_normal((batch, H, T, D)), dtype) for _ in "KV") + (jnp.int32(start),)
-                 for _ in range(L)]
-    else:
-        state = [(jnp.asarray(rng.random((batch, H, D, D)), dtype), jnp.asarray(rng.uniform(1.0, 2.0, (batch, H, D)), dtype))
-                 for _ in range(L)]
+    # the state position `start` sees: random values (positive, as a normaliser must be), a cache's
+    # fill position set to `start`
+    state = [tuple(jnp.asarray(rng.uniform(1.0, 2.0, x.shape), dtype) if x.ndim else jnp.int32(start) for x in s)
+             for s in _model.empty_state(config, batch, dtype, max_len=T)]
     pe = jnp.asarray(_model.position_code(T, config.d_model // 2, dtype)[start : start + steps])
     u = jnp.asarray(rng.random((steps, batch, 2)), dtype)
     given = jnp.full((steps, batch), -1, jnp.int32)
@@ -162,15 +160,12 @@ def time_window(model: Model, mode, batch, start, steps, seed=0):
 
 def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     """Seconds of `repeats` forward+backward passes of one causal attention (after a warm-up, which
-    compiles) on random (B, T, H, D) inputs. kind: "softmax" (the whole T x T scores at once),
-    "softmax-chunked" (queries in blocks of 256, each against the keys up to its end) or "linear"
-    (the chunkwise form)."""
-    kinds = {"softmax": partial(_attn.softmax_attention, block_size=T),
-             "softmax-chunked": partial(_attn.softmax_attention, block_size=256),
-             "linear": _attn.linear_attention}
-    if kind not in kinds:  # "softmax-fused" is PyTorch's kernel
-        raise BackendUnavailable(f"the JAX backend has no {kind!r} attention (only {', '.join(kinds)})")
-    fn = kinds[kind]
+    compiles) on random (B, T, H, D) inputs. kind: one of `attention.KINDS` ("softmax": the whole
+    T x T scores at once; "softmax-chunked": queries in blocks, each against the keys up to its end;
+    "linear": the chunkwise form)."""
+    if kind not in _attn.KINDS:  # "softmax-fused" is PyTorch's kernel
+        raise BackendUnavailable(f"the JAX backend has no {kind!r} attention (only {', '.join(_attn.KINDS)})")
+    fn = _attn.KINDS[kind].parallel
     grads = jax.jit(jax.grad(lambda q, k, v: fn(q, k, v).sum(), argnums=(0, 1, 2)))
     with jax.default_device(_device(device)):
         q, k, v = jax.random.normal(jax.random.key(0), (3, batch, T, n_heads, d_head))
@@ -181,6 +176,26 @@ def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
         if i:
             times.append(time.perf_counter() - t)
     return times
+
+
+def timed_generate(model: Model, mode, noise, steps=None):
+    """`generate` and its wall-clock seconds (the bytes copied back to the host inside the clock)."""
+    t = time.perf_counter()
+    data = generate(model, mode, noise, steps)
+    return data, time.perf_counter() - t
+
+
+def set_threads(threads):
+    """Nothing to do now: XLA's CPU thread pool is set before JAX starts (XLA_FLAGS, `speed.pin_threads`)."""
+
+
+def warm_up():
+    """Nothing to start: importing this module started JAX."""
+
+
+def attention_peak_bytes():
+    """None: the driver measures the worker process's growth."""
+    return None
 
 
 def info(device=None) -> dict:

@@ -1,4 +1,6 @@
-"""Causal softmax and linear attention in JAX, each as a parallel form and a recurrent twin.
+"""Causal softmax and linear attention in JAX, each as a parallel form and a recurrent twin, and
+`KINDS`: the table of attention kinds (parallel form, recurrent twin, empty state) that the model
+and the timing look up by name.
 
 Shapes: q, k, v are (B, T, H, D) in the parallel forms and (B, H, D) for one step.
 Pure functions of arrays; the callers jit whole models and generation loops.
@@ -7,12 +9,15 @@ Pure functions of arrays; the callers jit whole models and generation loops.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-LINEAR_EPS = 1e-6
+from ..config import LINEAR_CHUNK, LINEAR_EPS, SOFTMAX_CHUNK
 
 
 def elu_feature_map(x):
@@ -20,15 +25,17 @@ def elu_feature_map(x):
     return jax.nn.elu(x) + 1.0
 
 
-def softmax_attention(q, k, v, block_size=512):
+def softmax_attention(q, k, v, block_size=None):
     """o_i = sum_{j<=i} softmax_j(q_i . k_j / sqrt(D)) v_j, max-subtracted.
 
-    Queries are taken `block_size` rows at a time, each block against the keys up to its last
-    row: the scores held at once are (B, H, block, T), not (B, H, T, T), and key blocks that the
-    causal mask would empty entirely are never computed. Every row still sees all its keys in one
+    Queries are taken `block_size` rows at a time (None: all T at once, the scores materialised as
+    in every backend), each block against the keys up to its last row: the scores held at once are
+    (B, H, block, T), not (B, H, T, T), and key blocks that the causal mask would empty entirely are
+    never computed. Every row still sees all its keys in one
     softmax, so this is the plain masked softmax, exactly causal.
     """
     T, D = q.shape[1], q.shape[-1]
+    block_size = block_size or T
     scale = 1.0 / math.sqrt(D)
     outs = []
     for start in range(0, T, block_size):
@@ -69,7 +76,7 @@ def softmax_attention_recurrent(q, k, v, state, block_size=256):
     return o, (K, V, t + 1)
 
 
-def linear_attention(q, k, v, chunk_size=64):
+def linear_attention(q, k, v, feature_map=elu_feature_map, chunk_size=LINEAR_CHUNK):
     """o_i = phi(q_i)^T S_i / (phi(q_i)^T z_i + eps), S_i = sum_{j<=i} phi(k_j) v_j^T, z_i = sum phi(k_j).
 
     Chunkwise-parallel form (GLA, arXiv 2312.06635): within a chunk of c steps the masked
@@ -80,7 +87,7 @@ def linear_attention(q, k, v, chunk_size=64):
     B, T, H, D = q.shape
     c = min(chunk_size, T)
     pad = (-T) % c
-    fq, fk = elu_feature_map(q), elu_feature_map(k)
+    fq, fk = feature_map(q), feature_map(k)
     if pad:  # padded keys get phi = 0 and padded values 0, so they add nothing
         fq, fk, v = (jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))) for x in (fq, fk, v))
     N = (T + pad) // c
@@ -101,13 +108,40 @@ def _exclusive_cumsum(x):
     return jnp.concatenate([jnp.zeros_like(x[:, :1]), jnp.cumsum(x[:, :-1], axis=1)], axis=1)
 
 
-def linear_attention_recurrent(q, k, v, state):
+def linear_attention_recurrent(q, k, v, state, feature_map=elu_feature_map):
     """One RNN step: S += phi(k) v^T, z += phi(k), o = phi(q)^T S / (phi(q)^T z + eps).
     state = (S (B, H, D, Dv), z (B, H, D)); returns o (B, H, Dv) and the new state."""
     S, z = state
-    fq, fk = elu_feature_map(q), elu_feature_map(k)
+    fq, fk = feature_map(q), feature_map(k)
     S = S + fk[..., :, None] * v[..., None, :]
     z = z + fk
     num = jnp.einsum("bhd,bhde->bhe", fq, S)
     den = jnp.einsum("bhd,bhd->bh", fq, z)[..., None] + LINEAR_EPS
     return num / den, (S, z)
+
+
+def kv_cache(batch, n_heads, d_head, max_len, dtype):
+    """A preallocated key/value cache (K, V, 0) with room for `max_len` positions."""
+    zeros = jnp.zeros((batch, n_heads, max_len, d_head), dtype)
+    return (zeros, zeros, jnp.zeros((), jnp.int32))
+
+
+def linear_state(batch, n_heads, d_head, max_len, dtype):
+    """The linear state (S, z), zero; it has no length."""
+    return (jnp.zeros((batch, n_heads, d_head, d_head), dtype), jnp.zeros((batch, n_heads, d_head), dtype))
+
+
+@dataclass(frozen=True)
+class Kind:
+    parallel: Callable  # (q, k, v) (B, T, H, D) -> o (B, T, H, D)
+    recurrent: Callable  # (q, k, v, state) one step (B, H, D) -> (o, state)
+    empty_state: Callable  # (batch, n_heads, d_head, max_len, dtype) -> the state before the first step
+
+
+# The attention kinds, by name; a linear kind with another feature map is one more entry.
+KINDS = {
+    "softmax": Kind(softmax_attention, softmax_attention_recurrent, kv_cache),
+    "softmax-chunked": Kind(partial(softmax_attention, block_size=SOFTMAX_CHUNK), softmax_attention_recurrent, kv_cache),
+    "linear": Kind(partial(linear_attention, feature_map=elu_feature_map),
+                   partial(linear_attention_recurrent, feature_map=elu_feature_map), linear_state),
+}

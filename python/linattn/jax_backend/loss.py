@@ -7,9 +7,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ..config import ModelConfig
+from ..config import LOG_SCALE_MIN, ModelConfig
 
-LOG_SCALE_MIN = -7.0
 BIN = 1.0 / 255.0
 
 

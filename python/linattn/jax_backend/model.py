@@ -18,10 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..config import START_TOKEN, ModelConfig
+from ..config import NORM_EPS, START_TOKEN, ModelConfig
 from . import attention as attn
 
-NORM_EPS = 1e-5
 
 
 def input_tokens(data):
@@ -105,7 +104,7 @@ def forward(params, config: ModelConfig, tokens, dropout_key=None):
 def forward_embedded(params, config: ModelConfig, x, dropout_key=None):
     """The layers and the head on embedded inputs: (B, T, C) -> (B, T, n_outputs).
     (Separate from `forward` so that the inputs can be differentiated, e.g. to test causality.)"""
-    attend = attn.softmax_attention if config.attention == "softmax" else attn.linear_attention
+    attend = attn.KINDS[config.attention].parallel
     for i in range(config.n_layers):
         key = None if dropout_key is None else jax.random.fold_in(dropout_key, i)
         x = layer(params, config, i, x, attend, key)
@@ -118,17 +117,14 @@ def forward_embedded(params, config: ModelConfig, x, dropout_key=None):
 def empty_state(config: ModelConfig, batch, dtype, max_len):
     """Per layer: a preallocated key/value cache (K, V, 0) with room for `max_len` positions,
     or the linear state (S, z) (which has no length)."""
-    B, H, D = batch, config.n_heads, config.d_head
-    if config.attention == "softmax":
-        zeros = jnp.zeros((B, H, max_len, D), dtype)
-        return [(zeros, zeros, jnp.zeros((), jnp.int32)) for _ in range(config.n_layers)]
-    return [(jnp.zeros((B, H, D, D), dtype), jnp.zeros((B, H, D), dtype)) for _ in range(config.n_layers)]
+    empty = attn.KINDS[config.attention].empty_state
+    return [empty(batch, config.n_heads, config.d_head, max_len, dtype) for _ in range(config.n_layers)]
 
 
 def forward_step(params, config: ModelConfig, token, pe, state):
     """Recurrent form: (B,) tokens with their position code pe (C/2,) -> (B, n_outputs), and the
     new state (a list with one entry per layer, as from `empty_state`)."""
-    twin = attn.softmax_attention_recurrent if config.attention == "softmax" else attn.linear_attention_recurrent
+    twin = attn.KINDS[config.attention].recurrent
     e = params["embed.weight"][token]
     x = jnp.concatenate([e, jnp.broadcast_to(pe, e.shape)], axis=-1)
     new_state = []

@@ -1,13 +1,17 @@
-"""The PyTorch backend: the interface of `linattn.backends`, with `time_window`."""
+"""The PyTorch backend: every method of `linattn.backends.Backend`."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import torch
 
-from ..config import ModelConfig
+from ..config import ModelConfig, check_mode
 from ..weights import check_params
+from . import attention as attn
 from . import generate as _gen
+from .generate import sample_from_head
 from .loss import bits, nats_per_dim
 from .model import Transformer, input_tokens
 
@@ -53,6 +57,13 @@ def generate(model, mode, noise, steps=None, prefix=None):
     return _gen.generate(model, mode, noise, steps, prefix).cpu().numpy().astype(np.uint8)
 
 
+def timed_generate(model, mode, noise, steps=None):
+    """`generate` and its wall-clock seconds (the bytes copied back to the host inside the clock)."""
+    t = time.perf_counter()
+    data = generate(model, mode, noise, steps)
+    return data, time.perf_counter() - t
+
+
 @torch.inference_mode()
 def uncached_step(model, prefix):
     """The work of one softmax-uncached step after `prefix` (B, t) bytes: a full forward pass."""
@@ -77,16 +88,25 @@ def _sync(dev):
         torch.cuda.synchronize(dev)
 
 
+def set_threads(threads):
+    torch.set_num_threads(threads)
+
+
+def warm_up():
+    """Nothing to start: importing this module started PyTorch."""
+
+
+def attention_peak_bytes():
+    """None: the driver measures the worker process's growth (PyTorch on the CPU keeps no count)."""
+    return None
+
+
 def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     """Seconds of `repeats` forward+backward passes of one causal attention (after a warm-up) on
-    random (B, T, H, D) inputs; kind is "softmax" (the (T, T) scores materialised, as in every
-    backend), "softmax-fused" (PyTorch's scaled_dot_product_attention), "softmax-chunked" or "linear"."""
-    import time
-
-    from . import attention as attn
-
-    fn = {"softmax": attn.softmax_attention, "softmax-fused": attn.softmax_attention_fused,
-          "softmax-chunked": attn.softmax_attention_chunked, "linear": attn.linear_attention}[kind]
+    random (B, T, H, D) inputs; kind is one of `attention.KINDS` ("softmax": the (T, T) scores
+    materialised, as in every backend; "softmax-fused": PyTorch's scaled_dot_product_attention;
+    "softmax-chunked"; "linear")."""
+    fn = attn.KINDS[kind].parallel
     q, k, v = (torch.randn(batch, T, n_heads, d_head, device=device, requires_grad=True) for _ in range(3))
     times = []
     for i in range(repeats + 1):
@@ -100,26 +120,24 @@ def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     return times
 
 
+def _late(state, start, g):
+    """A layer's state as position `start` sees it: random values (positive, as a normaliser must
+    be), and a cache's fill position set to `start`."""
+    return tuple(x.uniform_(1.0, 2.0, generator=g) if torch.is_tensor(x) else start for x in state)
+
+
 @torch.inference_mode()
 def time_window(model, mode, batch, start, steps, seed=0):
     """Seconds to generate positions start .. start+steps-1 of `batch` images from the state those
     positions see: a key/value cache holding `start` (random) entries, or an (S, z) state, whose
     cost does not depend on its content. Lets a speed run sample late positions cheaply."""
-    import time
-
-    from ..config import check_mode
-    from .generate import sample_from_head
-
     config = model.config
     check_mode(mode, config)
     g = torch.Generator().manual_seed(seed)
     dev, dtype = _device(model), model.embed.weight.dtype
     T = config.seq_len
     state, packed, pe = model.empty_state(batch, T), model.packed(), model.position_code(T)
-    if config.attention == "softmax":
-        state = [(K.normal_(generator=g), V.normal_(generator=g), start) for K, V, _ in state]
-    else:
-        state = [(S.uniform_(generator=g), z.uniform_(1.0, 2.0, generator=g)) for S, z in state]
+    state = [_late(s, start, g) for s in state]
     noise = torch.rand(batch, steps, 2, generator=g).to(dev, dtype)
     token = torch.randint(0, 256, (batch,), generator=g).to(dev)
     _sync(dev)

@@ -1,4 +1,6 @@
-"""Causal softmax and linear attention in PyTorch, each as a parallel form and a recurrent twin.
+"""Causal softmax and linear attention in PyTorch, each as a parallel form and a recurrent twin,
+and `KINDS`: the table of attention kinds (parallel form, recurrent twin, empty state) that the
+model and the timing look up by name.
 
 Shapes: q, k, v are (B, T, H, D) in the parallel forms and (B, H, D) for one step.
 """
@@ -6,11 +8,14 @@ Shapes: q, k, v are (B, T, H, D) in the parallel forms and (B, H, D) for one ste
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-LINEAR_EPS = 1e-6
+from ..config import LINEAR_CHUNK, LINEAR_EPS, SOFTMAX_CHUNK
 
 
 def elu_feature_map(x):
@@ -35,7 +40,7 @@ def softmax_attention_fused(q, k, v):
     return o.transpose(1, 2)
 
 
-def softmax_attention_chunked(q, k, v, chunk_size=256):
+def softmax_attention_chunked(q, k, v, chunk_size=SOFTMAX_CHUNK):
     """Memory-efficient causal softmax attention (Rabe & Staats, seed 001): queries and keys in
     chunks with a running max and sum, so that no T x T score matrix is held; O(T * chunk) memory.
     Equals `softmax_attention`."""
@@ -75,8 +80,9 @@ def softmax_attention_recurrent(q, k, v, state):
     return o, (K, V, t + 1)
 
 
-def linear_attention(q, k, v, chunk_size=64):
-    """o_i = phi(q_i)^T S_i / (phi(q_i)^T z_i + eps), S_i = sum_{j<=i} phi(k_j) v_j^T, z_i = sum phi(k_j).
+def linear_attention(q, k, v, feature_map=elu_feature_map, chunk_size=LINEAR_CHUNK):
+    """o_i = phi(q_i)^T S_i / (phi(q_i)^T z_i + eps), S_i = sum_{j<=i} phi(k_j) v_j^T, z_i = sum phi(k_j),
+    phi = `feature_map`.
 
     Chunkwise-parallel form (GLA, arXiv 2312.06635): within a chunk of C steps the masked
     quadratic form, across chunks the states S and z at chunk boundaries (an exclusive cumsum).
@@ -85,7 +91,7 @@ def linear_attention(q, k, v, chunk_size=64):
     B, T, H, D = q.shape
     C = min(chunk_size, T)
     pad = (-T) % C
-    fq, fk = elu_feature_map(q), elu_feature_map(k)
+    fq, fk = feature_map(q), feature_map(k)
     if pad:  # padded keys get phi = 0 and padded values 0, so they add nothing
         fq, fk, v = (F.pad(x, (0, 0, 0, 0, 0, pad)) for x in (fq, fk, v))
     N = (T + pad) // C
@@ -107,14 +113,43 @@ def _exclusive_cumsum(x):
     return torch.cumsum(F.pad(x, (0, 0) * (x.dim() - 3) + (1, 0))[:, :, :-1], dim=2)
 
 
-def linear_attention_recurrent(q, k, v, state):
+def linear_attention_recurrent(q, k, v, state, feature_map=elu_feature_map):
     """One RNN step: S += phi(k) v^T, z += phi(k), o = phi(q)^T S / (phi(q)^T z + eps).
     state = (S (B, H, D, Dv), z (B, H, D)), updated in place and returned."""
     S, z = state
-    fq, fk = elu_feature_map(q), elu_feature_map(k)
+    fq, fk = feature_map(q), feature_map(k)
     B, H, D = fk.shape
     S.view(B * H, D, -1).baddbmm_(fk.reshape(B * H, D, 1), v.reshape(B * H, 1, -1))
     z.add_(fk)
     num = (fq.reshape(B * H, 1, D) @ S.view(B * H, D, -1)).view(B, H, -1)
     den = (fq * z).sum(-1, keepdim=True) + LINEAR_EPS
     return num / den, (S, z)
+
+
+def kv_cache(batch, n_heads, d_head, max_len, like):
+    """A preallocated key/value cache (K, V, 0) with room for `max_len` positions, like `like`."""
+    return (like.new_zeros(batch, n_heads, max_len, d_head), like.new_zeros(batch, n_heads, max_len, d_head), 0)
+
+
+def linear_state(batch, n_heads, d_head, max_len, like):
+    """The linear state (S, z), zero; it has no length."""
+    return (like.new_zeros(batch, n_heads, d_head, d_head), like.new_zeros(batch, n_heads, d_head))
+
+
+@dataclass(frozen=True)
+class Kind:
+    parallel: Callable  # (q, k, v) (B, T, H, D) -> o (B, T, H, D)
+    recurrent: Callable  # (q, k, v, state) one step (B, H, D) -> (o, state)
+    empty_state: Callable  # (batch, n_heads, d_head, max_len, like) -> the state before the first step
+
+
+# The attention kinds, by name. A linear kind with another feature map is one more entry, e.g.
+# "linear-favor": Kind(partial(linear_attention, feature_map=favor), partial(linear_attention_recurrent,
+# feature_map=favor), linear_state).
+KINDS = {
+    "softmax": Kind(softmax_attention, softmax_attention_recurrent, kv_cache),
+    "softmax-fused": Kind(softmax_attention_fused, softmax_attention_recurrent, kv_cache),
+    "softmax-chunked": Kind(softmax_attention_chunked, softmax_attention_recurrent, kv_cache),
+    "linear": Kind(partial(linear_attention, feature_map=elu_feature_map),
+                   partial(linear_attention_recurrent, feature_map=elu_feature_map), linear_state),
+}

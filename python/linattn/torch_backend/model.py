@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import START_TOKEN, VOCAB, ModelConfig
+from ..config import NORM_EPS, START_TOKEN, VOCAB, ModelConfig
 from . import attention as attn
 
 
@@ -27,13 +27,12 @@ class Attention(nn.Module):
         super().__init__()
         C = config.d_model
         self.q, self.k, self.v, self.o = (nn.Linear(C, C) for _ in range(4))
-        self.n_heads, self.kind = config.n_heads, config.attention
+        self.n_heads, self.mix = config.n_heads, attn.KINDS[config.attention].parallel
 
     def forward(self, x):  # (B, T, C)
         B, T, C = x.shape
         q, k, v = (f(x).view(B, T, self.n_heads, -1) for f in (self.q, self.k, self.v))
-        mix = attn.softmax_attention if self.kind == "softmax" else attn.linear_attention
-        return self.o(mix(q, k, v).reshape(B, T, C))
+        return self.o(self.mix(q, k, v).reshape(B, T, C))
 
 
 class Layer(nn.Module):
@@ -43,7 +42,7 @@ class Layer(nn.Module):
         super().__init__()
         C = config.d_model
         self.attn = Attention(config)
-        self.norm1, self.norm2 = nn.LayerNorm(C, eps=1e-5), nn.LayerNorm(C, eps=1e-5)
+        self.norm1, self.norm2 = nn.LayerNorm(C, eps=NORM_EPS), nn.LayerNorm(C, eps=NORM_EPS)
         self.ff1, self.ff2 = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
         self.drop = nn.Dropout(config.dropout)
 
@@ -57,9 +56,10 @@ class Transformer(nn.Module):
         super().__init__()
         C = config.d_model
         self.config = config
+        self.kind = attn.KINDS[config.attention]  # looked up once: parallel form, recurrent twin, empty state
         self.embed = nn.Embedding(VOCAB, C // 2)
         self.layers = nn.ModuleList(Layer(config) for _ in range(config.n_layers))
-        self.norm = nn.LayerNorm(C, eps=1e-5)
+        self.norm = nn.LayerNorm(C, eps=NORM_EPS)
         self.head = nn.Linear(C, config.n_outputs)
 
     def position_code(self, T):
@@ -78,13 +78,10 @@ class Transformer(nn.Module):
     # --- the recurrent form ---------------------------------------------------------------------
 
     def empty_state(self, batch, max_len=None):
-        """Per layer: a preallocated key/value cache (K, V, 0), or the linear state (S, z)."""
-        c, w = self.config, self.embed.weight
-        H, D = c.n_heads, c.d_head
-        if c.attention == "softmax":
-            T = max_len or c.seq_len
-            return [(w.new_zeros(batch, H, T, D), w.new_zeros(batch, H, T, D), 0) for _ in self.layers]
-        return [(w.new_zeros(batch, H, D, D), w.new_zeros(batch, H, D)) for _ in self.layers]
+        """Per layer: the kind's empty state (a preallocated key/value cache (K, V, 0), or (S, z))."""
+        c = self.config
+        return [self.kind.empty_state(batch, c.n_heads, c.d_head, max_len or c.seq_len, self.embed.weight)
+                for _ in self.layers]
 
     def packed(self):
         """Weights rearranged for the step, once per generation: every Linear as (bias, W^T) with
@@ -104,16 +101,16 @@ class Transformer(nn.Module):
         the state is updated in place. `packed` comes from `packed()`."""
         c = self.config
         B, C, H = token.shape[0], c.d_model, c.n_heads
-        twin = attn.softmax_attention_recurrent if c.attention == "softmax" else attn.linear_attention_recurrent
+        twin = self.kind.recurrent
         layers, head = packed
         x = torch.cat([self.embed.weight[token], pe.expand(B, -1)], dim=-1)
         for i, (qkv, o, ff1, ff2, norm1, norm2) in enumerate(layers):
             q, k, v = _split(torch.addmm(qkv[0], x, qkv[1]), B, H)
             a, state[i] = twin(q, k, v, state[i])
-            x = F.layer_norm(torch.addmm(o[0], a.reshape(B, C), o[1]).add_(x), (C,), norm1.weight, norm1.bias, 1e-5)
+            x = F.layer_norm(torch.addmm(o[0], a.reshape(B, C), o[1]).add_(x), (C,), norm1.weight, norm1.bias, NORM_EPS)
             f = torch.addmm(ff2[0], torch.addmm(ff1[0], x, ff1[1]).relu_(), ff2[1])
-            x = F.layer_norm(f.add_(x), (C,), norm2.weight, norm2.bias, 1e-5)
-        return torch.addmm(head[0], F.layer_norm(x, (C,), self.norm.weight, self.norm.bias, 1e-5), head[1])
+            x = F.layer_norm(f.add_(x), (C,), norm2.weight, norm2.bias, NORM_EPS)
+        return torch.addmm(head[0], F.layer_norm(x, (C,), self.norm.weight, self.norm.bias, NORM_EPS), head[1])
 
 
 def _split(qkv, B, H):
