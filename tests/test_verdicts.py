@@ -97,6 +97,13 @@ def test_an_exponent_needs_four_lengths_spanning_eight_times(lengths, ok):
     assert (v == "replicated") if ok else v.startswith("inconclusive")
 
 
+def test_a_pipeline_test_judges_nothing():
+    claims = [{"id": "C1", "rows": [{"verdict": v} for v in ("replicated", "direction only (larger)", "context",
+                                                           "not run", "inconclusive: few points")]}]
+    rows = verdicts.unjudged(claims, "smoke")[0]["rows"]
+    assert [r["verdict"] for r in rows] == ["inconclusive: smoke"] * 2 + ["context", "not run", "inconclusive: smoke"]
+
+
 def test_every_rule_has_a_reason_for_the_report():
     assert verdicts.RULES and all(r["rule"] and r["reason"] and r["claims"] for r in verdicts.RULES)
 
