@@ -66,7 +66,7 @@ from linattn.config import ModelConfig
 from replication import notebook, summary
 from replication.claims import quality as quality_claim
 from replication.paper import load_paper
-from replication.profiles import load_profile
+from replication.profiles import load_profile, settings
 from replication.provenance import ROOT
 from replication.run import write_json
 from replication.train import load_bytes, pick_dataset, train
@@ -79,7 +79,7 @@ threads, out_dir, results_dir = notebook.setup("nb03", smoke, threads, out_dir, 
 
 # %%
 if smoke:
-    q = {k: v for k, v in load_profile(profile)["quality"].items() if k != "sources"}
+    q = settings(load_profile(profile), "quality")
     dataset = pick_dataset(q["dataset"])
     runs = {}
     for attention in ("linear", "softmax"):

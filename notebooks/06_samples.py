@@ -60,7 +60,7 @@ from linattn import reference as ref
 from linattn.config import MODES
 from linattn.weights import load_checkpoint
 from replication import notebook, summary
-from replication.profiles import load_profile
+from replication.profiles import load_profile, settings
 from replication.provenance import ROOT
 from replication.run import write_json
 from replication.samples import grid, make_samples
@@ -73,7 +73,7 @@ threads, out_dir, results_dir = notebook.setup("nb06", smoke, threads, out_dir, 
 
 # %%
 if smoke:
-    q = {k: v for k, v in load_profile(profile)["quality"].items() if k != "sources"}
+    q = settings(load_profile(profile), "quality")
     dataset = pick_dataset(q["dataset"])
     checkpoints, files = {}, {}
     for attention in ("linear", "softmax"):

@@ -52,3 +52,10 @@ def hyperparameter_table(profile) -> list[dict]:
     for section in SECTIONS:
         add(section, profile[section])
     return rows
+
+
+def settings(profile, section) -> dict:
+    """A section's values without its `sources` tables (a nested table, such as [quality.model],
+    loses its own too): what the code runs with."""
+    return {k: ({kk: vv for kk, vv in v.items() if kk != "sources"} if isinstance(v, dict) else v)
+            for k, v in profile[section].items() if k != "sources"}

@@ -37,7 +37,7 @@ from linattn.weights import atomic_write, init_params, load_checkpoint, save_che
 from . import data, locks
 from .datasets.checks import DataError
 from .inputs import UsageError, check_device, device_name, device_name_or_refuse, output_folder, positive_int
-from .profiles import ProfileError, load_profile
+from .profiles import ProfileError, load_profile, settings
 
 STATE_FILES = {"torch": "train_state.pt", "jax": "train_state.npz"}  # training state, by backend
 
@@ -440,9 +440,7 @@ def _checked_task(args) -> dict:
     batch, backend and device, the folder's checkpoint, the dataset."""
     output_folder(args.out, "--out")
     profile = load_profile(args.profile)
-    q = dict(profile["quality"])
-    q.pop("sources", None)
-    q["model"] = {k: v for k, v in q["model"].items() if k != "sources"}
+    q = settings(profile, "quality")
     if args.steps is not None:
         q["steps"] = args.steps
     backend_name = args.backend or q.get("backend", "torch")

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from linattn.backends import BACKENDS
+from replication.claims import CLAIMS
 from replication.cli import main
-from replication.experiments import Experiment
-from replication.profiles import load_profile
+from replication.experiments import Context, Experiment
+from replication.profiles import load_profile, profile_names
 from replication.run import Study
 from replication.train import train
 
@@ -106,3 +108,18 @@ def test_training_resumes_exactly_where_it_stopped(tmp_path):
     for name in a.files:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     assert resumed["test_bits_per_dim"] == straight["test_bits_per_dim"]
+
+
+@pytest.mark.parametrize("name", profile_names())
+@pytest.mark.parametrize("data", [{"dataset": "mnist"}, {"dataset": None, "reason": "offline", "fix": "fetch it"}])
+def test_every_profile_plans_every_claim(tmp_path, name, data):
+    """Each shipped profile plans (and estimates) every experiment, with and without data, before
+    any worker runs: a profile that cannot be planned would fail only after the study started."""
+    ctx = Context(profile=load_profile(name), folder=tmp_path, backends=list(BACKENDS), threads=2, device="cpu",
+                  machine={"bandwidth_GBps": 20.0, "gemm_GFLOPs": 100.0}, data=data, data_dir=None,
+                  memory_available_bytes=16 * 2**30)
+    plan = [e for claim in CLAIMS for e in claim.plan(ctx)[0]]
+    assert {e.claim for e in plan} >= {"C1", "C2", "C3", "C4"}
+    assert all(e.estimate["seconds"] > 0 and e.estimate["memory_bytes"] > 0 for e in plan)
+    c3 = [e for e in plan if e.claim == "C3"]
+    assert c3 and all((e.task["kind"] == "skip") == (data["dataset"] is None) for e in c3)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import estimates, roofline, samples, train, verdicts
+from .. import estimates, profiles, roofline, samples, train, verdicts
 from ..data import dataset_checksum
 from ..datasets.sequences import VALID_FRACTION
 from ..datasets.sources import SOURCES
@@ -26,7 +26,7 @@ RUN_FIELDS = ("steps", "wall_seconds", "seconds_per_step", "curve", "test_bits_p
 def plan(ctx: Context):
     """Train both models, then draw samples from each; recorded as not run (with the reason and the
     fix) when the study could get no data set."""
-    q = {k: v for k, v in ctx.profile["quality"].items() if k != "sources"}
+    q = profiles.settings(ctx.profile, "quality")
     if q["backend"] not in ctx.backends:
         return [], {}
     dataset = ctx.data.get("dataset")
