@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -327,7 +328,7 @@ class Study:
                 data.fetch(name, cache_dir=self.data_dir)
                 return {"dataset": name, "fetched": True}
             except data.DataError as e:
-                errors.append(f"{name}: {_first_sentence(str(e))}")
+                errors.append(f"{name}: {_cause(str(e))}")
         reason = "no data set could be had (" + "; ".join(errors) + ")"
         fix = DATA_FIX.format(folder=self.folder)
         print(f"study: C3 and the samples will be recorded as not run: {reason}; {fix}", file=sys.stderr)
@@ -390,11 +391,16 @@ class Study:
         lines = [f"Study '{self.profile['name']}' in {self.folder}", ""]
         for c in summary["claims"]:
             lines.append(f"{c['id']} {c['title']}")
+            if not c["rows"]:
+                lines.append(f"    not run: {c.get('note') or 'no measurement'}")
             for row in c["rows"]:
                 lines.append(f"    {row['what']}: paper {row['paper_text']}, ours {row['ours_text']} -> {row['verdict']}")
-        failed = [e for e, r in self.state["experiments"].items() if r["status"] not in ("ok", "skipped")]
+        failed = [e for e, r in self.state["experiments"].items() if r["status"] not in ("ok", "skipped", "not run")]
         if failed:
             lines.append(f"\n{len(failed)} experiment(s) did not complete: " + ", ".join(failed[:8]))
+        not_run = [e for e, r in self.state["experiments"].items() if r["status"] == "not run"]
+        if not_run:
+            lines.append(f"{len(not_run)} experiment(s) not run (see above): " + ", ".join(not_run[:8]))
         flagged = [e for e, r in self.state["experiments"].items() if r.get("flag")]
         if flagged:
             lines.append(f"{len(flagged)} timing(s) flagged and left out of the verdicts: " + ", ".join(flagged[:8]))
@@ -408,10 +414,17 @@ def _duration(seconds):
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
-def _first_sentence(text):
-    """The gist of a long data-error message: up to the first 'found:' clause's end."""
+def _cause(text):
+    """The gist of a data error for the report: why the download failed, else its first words
+    (the full message, with every URL tried, is in `replication data fetch`)."""
+    offline = re.search(r"because (\w+) is set", text)
+    if offline:
+        return f"not downloaded ({offline.group(1)} is set)"
+    failed = re.findall(r"failed \(([^)]*)\)", text)
+    if failed:
+        return f"download failed ({failed[-1].removeprefix('[Errno -2] ').removeprefix('[Errno -3] ')})"
     line = text.splitlines()[0] if text else ""
-    return line if len(line) <= 200 else line[:197] + "..."
+    return line if len(line) <= 120 else line[:117] + "..."
 
 
 def _index(folder, state):

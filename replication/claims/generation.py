@@ -338,7 +338,7 @@ def latency_figure(summary, paper, out_dir):
             ys = [values[(model, mode)] for mode in MODE_NAMES if (model, mode) in values]
             ax.bar(xs, ys, width, label=label, color=color, hatch=hatch, edgecolor="0.3", linewidth=0.4)
         ax.set_yscale("log")
-        ax.set_xticks(range(len(MODE_NAMES)), MODE_NAMES)
+        ax.set_xticks(range(len(MODE_NAMES)), [m.replace("-", "-\n", 1) for m in MODE_NAMES])  # two lines: no overlap
         ax.set_ylabel("seconds per image (batch 1)")
         ax.set_title(model.upper())
         ax.grid(axis="x", visible=False)

@@ -239,7 +239,7 @@ def quality_prose(summary, paper):
     s += f" Verdict: {verdict}."
     if verdict.startswith("inconclusive"):
         s += (" These models are not trained far enough for the paper's claim, which is about models after 250 "
-              "epochs: the numbers show that training works in every backend, not how the two attentions compare.")
+              "epochs: the numbers show that training runs, not how the two attentions compare.")
     elif c3.get("evidence"):
         s += f" Convergence: {c3['evidence']}."
     return s
