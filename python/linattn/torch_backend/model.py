@@ -70,7 +70,11 @@ class Transformer(nn.Module):
     def forward(self, tokens):
         """(B, T) input tokens -> (B, T, n_outputs)."""
         e = self.embed(tokens)
-        x = torch.cat([e, self.position_code(tokens.shape[1]).expand_as(e)], dim=-1)
+        return self.forward_embedded(torch.cat([e, self.position_code(tokens.shape[1]).expand_as(e)], dim=-1))
+
+    def forward_embedded(self, x):
+        """The layers and the head on embedded inputs: (B, T, C) -> (B, T, n_outputs).
+        (Separate from `forward` so that the inputs can be differentiated, e.g. to test causality.)"""
         for layer in self.layers:
             x = layer(x)
         return self.head(self.norm(x))
