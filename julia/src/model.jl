@@ -155,14 +155,15 @@ function empty_state(model::Transformer, batch::Integer; max_len::Integer = seq_
 end
 
 """
-    forward_step!(model, token, t, state) -> out
+    forward_step!(model, token, position, state) -> out
 
-Recurrent form: [B] tokens at step t (1-based, so position t-1 of the position code) ->
-[n_outputs, B]; each layer's state is updated in place by the attention's recurrent twin.
+Recurrent form: [B] tokens at `position` (0-based, as in every backend: column position + 1 of the
+position code) -> [n_outputs, B]; each layer's state is updated in place by the attention's
+recurrent twin.
 """
-function forward_step!(m::Transformer, token::AbstractVector{<:Integer}, t::Integer, state::AbstractVector)
+function forward_step!(m::Transformer, token::AbstractVector{<:Integer}, position::Integer, state::AbstractVector)
     B = length(token)
-    x = vcat(m.embed(token .+ 1), repeat(m.pe[:, t], 1, B))  # [C, B]
+    x = vcat(m.embed(token .+ 1), repeat(m.pe[:, position+1], 1, B))  # [C, B]: +1 for 1-based columns
     for (layer, s) in zip(m.layers, state)
         x = layer_step!(layer, x, s)
     end

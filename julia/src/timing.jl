@@ -90,11 +90,11 @@ function time_window(model::Transformer, mode::AbstractString, batch::Integer, s
     return (time_ns() - t0) / 1e9
 end
 
-# The window's steps behind a function barrier: position start + i (0-based) is t = start + i.
+# The window's steps behind a function barrier: step i (1-based) is position start + i - 1 (0-based).
 function run_window!(model::Transformer, token::Vector{Int}, state::AbstractVector, noise::AbstractArray{<:Real,3},
                      start::Integer)
     for i in axes(noise, 2)
-        out = forward_step!(model, token, start + i, state)
+        out = forward_step!(model, token, start + i - 1, state)
         token = sample_from_head(out, model.config, view(noise, :, i, :))
     end
     return token

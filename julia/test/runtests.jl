@@ -78,6 +78,14 @@ end
     kind == :softmax && @test state.length == L
 end
 
+@testset "chunkwise linear attention equals the quadratic form (T = $L, chunk $C)" for L in (1, 7, 50, 64, 100, 130),
+                                                                                       C in (4, 16, 64)
+    Random.seed!(L)
+    q, k, v = randn(4, 3, L, 2), randn(4, 3, L, 2), randn(4, 3, L, 2)
+    # one chunk of all L positions is the masked quadratic form itself
+    @test maxdiff(linear_attention(q, k, v; chunk_size = C), linear_attention(q, k, v; chunk_size = L)) < 1e-10
+end
+
 @testset "causality of the attention" begin
     Random.seed!(1)
     D, H, L, B, t0 = 4, 2, 11, 2, 6
@@ -147,6 +155,20 @@ end
         @test maxdiff(before[:, 1:t0-1, :], after[:, 1:t0-1, :]) < 1e-12
         @test maxdiff(before[:, t0:end, :], after[:, t0:end, :]) > 1e-6
     end
+end
+
+@testset "forward_step equals forward ($name)" for name in CASES
+    model = fixture_model(name; float_type = Float64)
+    L = size(model.pe, 2)
+    Random.seed!(4)
+    tokens = vcat(fill(256, 1, 2), rand(0:255, L - 1, 2))  # [T, B]
+    out = forward(model, tokens)  # [n_outputs, T, B]
+    state = empty_state(model, 2)
+    worst = 0.0
+    for t in 1:L  # row t of tokens is position t - 1: the step takes the 0-based position
+        worst = max(worst, maxdiff(forward_step!(model, tokens[t, :], t - 1, state), out[:, t, :]))
+    end
+    @test worst < TOLERANCE[Float64].out
 end
 
 @testset "sample_from_head" begin
