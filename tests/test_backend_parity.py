@@ -73,8 +73,8 @@ class Torch:
         tokens = self.array(tokens)
         T = tokens.shape[1]
         with self.torch.inference_mode():
-            state, packed, pe = model.empty_state(len(tokens)), model.packed(), model.position_code(T)
-            return np.stack([model.step(tokens[:, t], pe[t], state, packed).numpy() for t in range(T)], axis=1)
+            state, packed = model.empty_state(len(tokens), T), model.packed(T)
+            return np.stack([model.step(tokens[:, t], t, state, packed).numpy() for t in range(T)], axis=1)
 
     def log_prob(self, out, config, data):
         return self.loss.log_prob(self.array(out), config, self.array(data)).numpy()
@@ -130,11 +130,10 @@ class Jax:
         B, T = tokens.shape
         dtype = model.params["embed.weight"].dtype
         step = self.jax.jit(self.model.forward_step, static_argnames="config")
-        pe = self.model.position_code(T, config.d_model // 2, dtype)
         state = self.model.empty_state(config, B, dtype, max_len=T)
         outs = []
-        for t in range(T):
-            out, state = step(model.params, config, self.array(tokens[:, t]), pe[t], state)
+        for t in range(T):  # the position is traced: one compilation for all of them
+            out, state = step(model.params, config, self.array(tokens[:, t]), t, state)
             outs.append(np.asarray(out))
         return np.stack(outs, axis=1)
 

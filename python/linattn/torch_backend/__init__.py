@@ -141,14 +141,14 @@ def time_window(model, mode, batch, start, steps, seed=0):
         raise ConfigError(f"the window start={start}, steps={steps} must lie inside 0..{T}")
     g = torch.Generator().manual_seed(seed)
     dev, dtype = _device(model), model.embed.weight.dtype
-    state, packed, pe = model.empty_state(batch, T), model.packed(), model.position_code(T)
+    state, packed = model.empty_state(batch, T), model.packed(T)
     state = [_late(s, start, g) for s in state]
     noise = torch.rand(batch, steps, 2, generator=g).to(dev, dtype)
     token = torch.randint(0, 256, (batch,), generator=g).to(dev)
     _sync(dev)
     t0 = time.perf_counter()
     for i in range(steps):
-        out = model.step(token, pe[start + i], state, packed)
+        out = model.step(token, start + i, state, packed)
         token = sample_from_head(out, config, noise[:, i])
     _sync(dev)
     token.cpu()
