@@ -9,7 +9,7 @@
 # the next bytes then follow another path; the float32 check asks for 95% equal bytes.
 
 using LinAttn
-using LinAttn: KVCache, LinearState, MODES, TorchRAdam, optimiser_rule
+using LinAttn: KINDS, KVCache, LinearKind, LinearState, MODES, SoftmaxKind, TorchRAdam, optimiser_rule, parallel
 using NPZ: npzread
 using Optimisers: Optimisers
 using Random: Random
@@ -106,6 +106,24 @@ end
             @test all(iszero, g[:, :, t+1:end, :])
             @test !all(iszero, g[:, :, 1:t, :])
         end
+    end
+end
+
+@testset "the table of attention kinds" begin
+    Random.seed!(3)
+    q, k, v = randn(4, 2, 9, 2), randn(4, 2, 9, 2), randn(4, 2, 9, 2)
+    @test KINDS["softmax"] isa SoftmaxKind && KINDS["linear"] isa LinearKind
+    @test parallel(KINDS["softmax"], q, k, v) == softmax_attention(q, k, v)
+    @test parallel(KINDS["linear"], q, k, v) == linear_attention(q, k, v)
+    # the feature map is an argument of the linear kind: another map, other numbers
+    squared = LinearKind(x -> elu_feature_map(x) .^ 2)
+    @test maxdiff(parallel(squared, q, k, v), linear_attention(q, k, v)) > 1e-3
+    @test empty_state(KINDS["softmax"], Float32, 2, 3, 4, 5) isa KVCache
+    @test empty_state(KINDS["linear"], Float32, 2, 3, 4, 5) isa LinearState
+    for name in CASES  # every layer of a model keeps the kind of its config, looked up once
+        model = fixture_model(name)
+        @test all(l -> l.attn.kind === KINDS[model.config.attention], model.layers)
+        @test all(s -> s isa (model.config.attention == "softmax" ? KVCache : LinearState), empty_state(model, 1))
     end
 end
 
