@@ -225,7 +225,7 @@ def validate_uncached(backend_name, model_name, batch=1, repeats=1, threads=1, s
             "measured_seconds_per_image": measured, "relative_error": (extrapolated - measured) / measured}
 
 
-def cost_per_step(backend_name, model_name, mode, batch, positions, steps, repeats, machine, threads=1, seed=0) -> dict:
+def cost_per_step(backend_name, model_name, mode, batch, positions, steps, repeats, machine, threads=None, seed=0) -> dict:
     """Seconds of one generation step as the position grows (notebook 01), with random weights of
     the paper's sizes: at `positions` positions t spread over 0..T-steps, the step modes time
     `steps` steps from the state t sees (`time_window`, the median of `repeats` windows, after a
@@ -235,7 +235,8 @@ def cost_per_step(backend_name, model_name, mode, batch, positions, steps, repea
     config = config_for_mode(model_name, mode)
     T = config.seq_len
     backend = get_backend(backend_name)
-    backend.set_threads(threads)
+    if threads:  # None: as the process is set (notebook.setup pins it)
+        backend.set_threads(threads)
     model = backend.prepare(config, init_params(config, seed))
     starts = sorted({int(s) for s in np.linspace(0, T - steps, positions)})
     if mode == "softmax-uncached":

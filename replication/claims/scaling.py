@@ -87,16 +87,15 @@ def estimate(task, machine) -> dict:
                               "3x forward FLOPs at the measured GEMM rate, times the overhead; tensors autograd keeps")
 
 
-# --- summarise and judge ---------------------------------------------------------------------------
-
-def measure_in_process(backend_name, attentions, lengths, n_heads, d_head, tokens_per_batch, repeats, threads) -> list:
+def measure_in_process(backend_name, attentions, lengths, n_heads, d_head, tokens_per_batch, repeats, threads=None) -> list:
     """The scaling measurement in this process (a notebook's smoke run), as rows of summary.json's
     "scaling" list: each kind at each length, batch max(1, tokens_per_batch // T) as the paper
     scales it, timed by the backend's `time_attention` (what the study's workers call). Memory is
     not measured here (a clean peak needs a fresh process per point, as the workers have): each row
     carries the estimate of the tensors held (`estimate`, without a worker's fixed runtime)."""
     backend = get_backend(backend_name)
-    backend.set_threads(threads)
+    if threads:  # None: as the process is set (notebook.setup pins it)
+        backend.set_threads(threads)
     no_machine = {"gemm_GFLOPs": float("nan"), "bandwidth_GBps": float("nan")}  # the memory estimate needs none
     rows = []
     for attention in attentions:
@@ -111,6 +110,8 @@ def measure_in_process(backend_name, attentions, lengths, n_heads, d_head, token
                          "estimated_memory_bytes": estimate(task, no_machine)["memory_bytes"] - estimates.RUNTIME_BYTES})
     return rows
 
+
+# --- summarise and judge ---------------------------------------------------------------------------
 
 def summarise(summary, outcomes, folder):
     rows = []
