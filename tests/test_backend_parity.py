@@ -397,7 +397,7 @@ def test_train_step(backend):
 NOT_IN_JULIA = {"chunked_softmax_attention_equals_softmax_attention": "the Julia backend has no chunked softmax"}
 
 
-def testset_name(title: str) -> str:
+def python_name_of(title: str) -> str:
     """A Julia @testset title as a Python test name: interpolated parts ("$name", "($T)") dropped,
     snake case."""
     title = re.sub(r"\s*\$\w+", "", re.sub(r"\s*\([^)]*\$[^)]*\)", "", title))
@@ -406,10 +406,10 @@ def testset_name(title: str) -> str:
 
 def test_names_match_the_julia_testsets():
     titles = re.findall(r'@testset\s+"([^"]*)"', (ROOT / "julia" / "test" / "runtests.jl").read_text())
-    julia = {testset_name(t) for t in titles}
-    assert testset_name("attention against the fixture ($T)") == "attention_against_the_fixture"
-    assert testset_name("time_window ($name)") == "time_window"
-    assert testset_name("fixture $name ($T)") == "fixture"
+    julia = {python_name_of(t) for t in titles}
+    assert python_name_of("attention against the fixture ($T)") == "attention_against_the_fixture"
+    assert python_name_of("time_window ($name)") == "time_window"
+    assert python_name_of("fixture $name ($T)") == "fixture"
     here = {n.removeprefix("test_") for n in globals() if n.startswith("test_")} - {"names_match_the_julia_testsets"}
     assert len(here) >= 10
     assert not set(NOT_IN_JULIA) & julia, "a property listed as missing in Julia has a testset there"
