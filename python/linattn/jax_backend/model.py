@@ -127,7 +127,9 @@ def forward_step(params, config: ModelConfig, token, position, state):
     The position code is the config's T rows, a constant of the trace, read at `position`."""
     twin = attn.KINDS[config.attention].recurrent
     e = params["embed.weight"][token]
-    pe = lax.dynamic_index_in_dim(position_code(config.seq_len, config.d_model // 2, e.dtype), position, keepdims=False)
+    # jnp.take, not lax.dynamic_index_in_dim: the latter on this numpy constant gave wrong rows inside
+    # the jitted generation scan (JAX 0.10.2, CPU); take also fills a position past T with NaN
+    pe = jnp.take(jnp.asarray(position_code(config.seq_len, config.d_model // 2, e.dtype)), position, axis=0)
     x = jnp.concatenate([e, jnp.broadcast_to(pe, e.shape)], axis=-1)
     new_state = []
     for i in range(config.n_layers):
