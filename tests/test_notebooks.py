@@ -54,6 +54,7 @@ def test_one_parameters_cell_with_smoke_switch(path):
 # What only the library does: clocks, frameworks (backends come through linattn.backends.get_backend),
 # and the calls that time or step a model.
 NOT_IN_NOTEBOOKS_MODULES = ("time", "timeit", "torch", "jax")
+BACKEND_MODULES = {"torch_backend", "jax_backend", "julia_backend"}
 NOT_IN_NOTEBOOKS_CALLS = {"perf_counter", "time_ns", "time_window", "time_attention", "uncached_step", "timed_generate",
                           "forward_step", "step"}
 
@@ -65,7 +66,7 @@ def forbidden(source: str) -> tuple[list, list]:
     modules |= {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
     called = {n.func.attr if isinstance(n.func, ast.Attribute) else getattr(n.func, "id", None)
               for n in ast.walk(tree) if isinstance(n, ast.Call)}
-    return (sorted(m for m in modules if m.split(".")[0] in NOT_IN_NOTEBOOKS_MODULES or "_backend" in m),
+    return (sorted(m for m in modules if m.split(".")[0] in NOT_IN_NOTEBOOKS_MODULES or BACKEND_MODULES & set(m.split("."))),
             sorted(called & NOT_IN_NOTEBOOKS_CALLS))
 
 
