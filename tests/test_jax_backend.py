@@ -60,6 +60,7 @@ def _check_fixture(config, params, expected, dtype, modes):
     return m, out
 
 
+@pytest.mark.slow
 def test_fixture_without_jit():
     """The model and the softmax-cached loop op by op (the attention forms have their own no-jit
     tests below): what jit compiles is what the Python says."""
