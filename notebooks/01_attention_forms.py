@@ -49,7 +49,6 @@ cost_repeats = None  # 1 / 3
 # %%
 import os
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -57,78 +56,49 @@ warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto in
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
 from linattn import reference as ref
-from linattn import torch_backend as tb
+from linattn.backends import get_backend
 from linattn.config import MODES, ModelConfig
-from linattn.torch_backend import attention as tattn
 from linattn.weights import init_params
-from replication import roofline
+from replication import forms, roofline, speed
 from replication.presets import config_for_mode
 from replication.provenance import provenance
 from replication.run import RESULTS, write_json
-from replication.speed import pin_threads
 
 threads = threads or (1 if smoke else os.cpu_count())
-pin_threads(threads)  # this process and the backends it starts
+speed.pin_threads(threads)  # this process and the backends it starts
 cost_model = cost_model or ("mnist" if smoke else "cifar")
 cost_batch = cost_batch or (4 if smoke else 8)
 cost_positions = cost_positions or (4 if smoke else 9)
 cost_steps = cost_steps or (4 if smoke else 16)
 cost_repeats = cost_repeats or (1 if smoke else 3)
-torch.set_num_threads(threads)
+torch_backend = get_backend("torch")
+torch_backend.set_threads(threads)
 out_dir = Path(out_dir or (tempfile.mkdtemp(prefix="nb01-") if smoke else RESULTS / "notebooks"))
 out_dir.mkdir(parents=True, exist_ok=True)
-print(f"writing to {out_dir}; torch {torch.__version__}, {threads} thread(s)")
+print(f"writing to {out_dir}; torch {torch_backend.info()['version']}, {threads} thread(s)")
 record = {"notebook": "01_attention_forms", "smoke": smoke, "seed": seed, "provenance": provenance()}
 
 # %% [markdown]
 # ## 1.1 Parallel and recurrent forms agree
 #
 # Random $q, k, v$ of shape (B, T, H, D). The recurrent forms are run step by step from an empty
-# state; the parallel forms all at once. The reference is float64 numpy, written for clarity; the
-# PyTorch backend runs here in float64 too, so the differences should be at rounding level
+# state; the parallel forms all at once (`replication.forms.attention_forms`: the reference's, and
+# every kind of the PyTorch backend's table). The reference is float64 numpy, written for clarity;
+# the PyTorch backend runs here in float64 too, so the differences should be at rounding level
 # (~1e-15), not float32's ~1e-7. The PyTorch linear attention is the **chunkwise** form: masked
 # quadratic inside a chunk, the states $S, z$ carried between chunks, so it never holds a
-# $T \times D \times D$ tensor.
+# $T \times D \times D$ tensor. Its "softmax" holds the $T \times T$ scores, "softmax-fused" is
+# PyTorch's `scaled_dot_product_attention`, "softmax-chunked" the memory-efficient form of Rabe &
+# Staats; all three share one recurrent twin, the key/value cache.
 
 # %%
 rng = np.random.default_rng(seed)
 q, k, v = (rng.standard_normal((B, T, H, D)) for _ in range(3))
-
-
-def run_recurrent(step, state, q, k, v):
-    """Feed q, k, v (numpy or torch) one position at a time through a recurrent twin; stack the outputs."""
-    outs = []
-    for t in range(q.shape[1]):
-        o, state = step(q[:, t], k[:, t], v[:, t], state)
-        outs.append(np.asarray(o))
-    return np.stack(outs, axis=1)
-
-
-tq, tk, tv = (torch.from_numpy(x) for x in (q, k, v))
-f64 = {"dtype": torch.float64}
-forms = {
-    "linear: reference parallel": ref.linear_attention(q, k, v),
-    "linear: reference recurrent": run_recurrent(ref.linear_attention_recurrent,
-                                                 (np.zeros((B, H, D, D)), np.zeros((B, H, D))), q, k, v),
-    "linear: torch chunkwise": tattn.linear_attention(tq, tk, tv, chunk_size=chunk_size).numpy(),
-    "linear: torch recurrent": run_recurrent(tattn.linear_attention_recurrent,
-                                             (torch.zeros(B, H, D, D, **f64), torch.zeros(B, H, D, **f64)), tq, tk, tv),
-    "softmax: reference parallel": ref.softmax_attention(q, k, v),
-    "softmax: reference KV cache": run_recurrent(ref.softmax_attention_recurrent,
-                                                 (np.zeros((B, 0, H, D)), np.zeros((B, 0, H, D))), q, k, v),
-    "softmax: torch fused (SDPA)": tattn.softmax_attention(tq, tk, tv).numpy(),
-    "softmax: torch chunked (Rabe & Staats)": tattn.softmax_attention_chunked(tq, tk, tv, chunk_size=chunk_size).numpy(),
-    "softmax: torch KV cache": run_recurrent(tattn.softmax_attention_recurrent,
-                                             (torch.zeros(B, H, T, D, **f64), torch.zeros(B, H, T, D, **f64), 0), tq, tk, tv),
-}
-equivalence = []
-for name, o in forms.items():
-    base = forms[name.split(":")[0] + ": reference parallel"]
-    equivalence.append({"form": name, "max_abs_difference": float(np.abs(o - base).max())})
-    print(f"{name:42s} max |o - reference parallel| = {equivalence[-1]['max_abs_difference']:.1e}")
+equivalence = forms.differences(forms.attention_forms(q, k, v, chunk_size))
+for e in equivalence:
+    print(f"{e['form']:46s} max |o - reference parallel| = {e['max_abs_difference']:.1e}")
 worst = max(e["max_abs_difference"] for e in equivalence)
 assert worst < 1e-10, f"forms disagree: {worst:.1e}"
 record["attention_equivalence"] = {"B": B, "T": T, "H": H, "D": D, "dtype": "float64", "rows": equivalence}
@@ -147,26 +117,19 @@ record["attention_equivalence"] = {"B": B, "T": T, "H": H, "D": D, "dtype": "flo
 model_rows = []
 for attention in ("linear", "softmax"):
     config = ModelConfig(attention=attention, **tiny_model)
-    params = init_params(config, seed)
-    data = rng.integers(0, 256, (B, config.seq_len))
-    tokens = ref.input_tokens(data)
-    parallel = ref.forward(params, config, tokens)
-    state, steps = ref.empty_state(config, B), []
-    for t in range(config.seq_len):
-        out, state = ref.forward_step(params, config, tokens[:, t], t, state)
-        steps.append(out)
-    diff = float(np.abs(np.stack(steps, 1) - parallel).max())
+    tokens = ref.input_tokens(rng.integers(0, 256, (B, config.seq_len)))
+    diff = forms.step_by_step_difference(init_params(config, seed), config, tokens)
     model_rows.append({"attention": attention, "max_abs_difference": diff})
     print(f"{attention:8s} model: max |step-by-step - parallel| over {config.seq_len} positions = {diff:.1e}")
     assert diff < 1e-9
 
-noise = rng.random((B, tiny_model["image_shape"][0] * tiny_model["image_shape"][1], 2))
+noise = rng.random((B, ModelConfig(**tiny_model).seq_len, 2))
 images = {}
 for mode, attention in MODES.items():
     config = ModelConfig(attention=attention, **tiny_model)
     params = init_params(config, seed)
     images[f"{mode} (reference)"] = ref.generate(params, config, mode, noise)
-    images[f"{mode} (torch)"] = tb.generate(tb.prepare(config, params), mode, noise)
+    images[f"{mode} (torch)"] = torch_backend.generate(torch_backend.prepare(config, params), mode, noise)
 same = images["softmax-uncached (reference)"] == images["softmax-cached (reference)"]
 torch_same = {m: float(np.mean(images[f"{m} (reference)"] == images[f"{m} (torch)"])) for m in MODES}
 print("softmax uncached == cached (reference):", bool(same.all()))
@@ -187,16 +150,16 @@ fig.savefig(out_dir / "01_generation_modes.png", metadata={"Software": None})
 # %% [markdown]
 # A float32 backend can differ from the float64 reference in a byte where a uniform falls within
 # rounding distance of a mixture-bin boundary; after that byte the two sequences may diverge,
-# since every later byte is conditioned on it. The tests (`tests/test_torch_backend.py`) check the
-# exact parity in float64.
+# since every later byte is conditioned on it. The tests check the exact parity in float64
+# (`tests/test_backend_parity.py`, for PyTorch and JAX alike).
 #
 # ## 1.3 Cost per generated byte vs position
 #
-# With the paper's model sizes and random weights, the PyTorch backend's `time_window` times
-# `cost_steps` generation steps starting at position $t$, from the state those positions see (a
-# key/value cache holding $t$ entries, or the $(S, z)$ state). `uncached_step` times one step of
-# the uncached mode: a full forward pass over the $t$-byte prefix, as the authors' `prediction.py`
-# does without `--recurrent`.
+# With the paper's model sizes and random weights (`replication.speed.cost_per_step`), the PyTorch
+# backend's `time_window` times `cost_steps` generation steps starting at position $t$, from the state
+# those positions see (a key/value cache holding $t$ entries, or the $(S, z)$ state). `uncached_step`
+# times one step of the uncached mode: a full forward pass over the $t$-byte prefix, as the
+# authors' `prediction.py` does without `--recurrent`.
 #
 # Beside the measurements: the roofline floor of each step on this machine
 # (`replication.roofline`: bytes moved / measured bandwidth vs FLOPs / measured GEMM rate, the
@@ -212,27 +175,10 @@ machine = roofline.measure_machine(threads)
 print(f"machine: {machine['bandwidth_GBps']:.1f} GB/s streaming read, {machine['gemm_GFLOPs']:.1f} GFLOP/s float32 GEMM")
 cost = {}
 for mode in MODES:
-    config = config_for_mode(cost_model, mode)
-    Tm = config.seq_len
-    model = tb.prepare(config, init_params(config, seed))
-    starts = np.unique(np.linspace(0, Tm - cost_steps, cost_positions).astype(int)).tolist()
-    if mode == "softmax-uncached":
-        prefix = rng.integers(0, 256, (cost_batch, Tm))
-        tb.uncached_step(model, prefix[:, : starts[1]])  # warm-up
-        seconds = []
-        for s in starts:  # one full forward per position: long enough to time once
-            t0 = time.perf_counter()
-            tb.uncached_step(model, prefix[:, : s + 1])
-            seconds.append(time.perf_counter() - t0)
-    else:
-        tb.time_window(model, mode, cost_batch, starts[-1], cost_steps)  # warm-up
-        seconds = [float(np.median([tb.time_window(model, mode, cost_batch, s, cost_steps, seed=r)
-                                    for r in range(cost_repeats)])) / cost_steps for s in starts]
-    bytes_, flops = roofline.step_costs(config, mode, cost_batch)
-    floor = np.maximum(bytes_ / (machine["bandwidth_GBps"] * 1e9), flops / (machine["gemm_GFLOPs"] * 1e9))
-    cost[mode] = {"positions": starts, "seconds_per_step": seconds, "roofline_seconds_per_step": floor.tolist(),
-                  "T": Tm, "config": config.to_dict()}
-    print(f"{mode:17s} seconds per step (batch {cost_batch}) at t = {starts}: " + ", ".join(f"{x:.2e}" for x in seconds))
+    cost[mode] = speed.cost_per_step("torch", cost_model, mode, cost_batch, cost_positions, cost_steps, cost_repeats,
+                                     machine, threads=threads, seed=seed)
+    print(f"{mode:17s} seconds per step (batch {cost_batch}) at t = {cost[mode]['positions']}: "
+          + ", ".join(f"{x:.2e}" for x in cost[mode]["seconds_per_step"]))
 record["cost_per_step"] = {"model": cost_model, "batch": cost_batch, "steps": cost_steps, "repeats": cost_repeats,
                            "threads": threads, "machine": machine, "modes": cost}
 
@@ -249,9 +195,10 @@ ax.set_title(f"{cost_model} model (paper size), torch, {threads} thread(s)", fon
 ax.legend(fontsize=7)
 cfg = config_for_mode(cost_model, "softmax-cached")
 t = np.arange(cfg.seq_len)
-L, C, Hh, Dh = cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.d_head
-ax2.plot(t, 2 * L * (t + 1) * C * 4 / 2**20, color=colors["softmax-cached"], label="softmax-cached: K and V of t+1 bytes")
-ax2.plot(t, np.full(len(t), L * Hh * (Dh * Dh + Dh) * 4 / 2**20), color=colors["linear-recurrent"], label="linear-recurrent: S and z")
+ax2.plot(t, roofline.state_bytes(cfg, "softmax-cached", t) / 2**20, color=colors["softmax-cached"],
+         label="softmax-cached: K and V of t+1 bytes")
+ax2.plot(t, roofline.state_bytes(cfg, "linear-recurrent", t) / 2**20, color=colors["linear-recurrent"],
+         label="linear-recurrent: S and z")
 ax2.set_xlabel("position t")
 ax2.set_ylabel("state per image (MiB, float32)")
 ax2.set_title("what each image carries between steps", fontsize=9)

@@ -83,9 +83,30 @@ def step_costs(config: ModelConfig, mode: str, batch: int):
     return bytes_, flops
 
 
+def step_seconds(config: ModelConfig, mode: str, batch: int, machine) -> np.ndarray:
+    """The floor of each of the T steps on `machine`: max(bytes / bandwidth, FLOPs / throughput), (T,)."""
+    bytes_, flops = step_costs(config, mode, batch)
+    return np.maximum(bytes_ / (machine["bandwidth_GBps"] * 1e9), flops / (machine["gemm_GFLOPs"] * 1e9))
+
+
+def state_bytes(config: ModelConfig, mode: str, t) -> np.ndarray:
+    """What one image carries from step to step after generating position(s) t (float32): the keys
+    and values of t+1 positions in every layer (softmax-cached), S and z of every head and layer
+    (linear-recurrent, the same at every t), nothing (softmax-uncached keeps only the bytes)."""
+    t = np.asarray(t, dtype=np.float64)
+    L, C, H, D = config.n_layers, config.d_model, config.n_heads, config.d_head
+    if mode == "linear-recurrent":
+        return L * H * (D * D + D) * FLOAT + 0 * t
+    if mode == "softmax-cached":
+        return 2 * L * (t + 1) * C * FLOAT
+    if mode == "softmax-uncached":
+        return 0 * t
+    raise ValueError(f"unknown mode {mode!r}")
+
+
 def roofline_seconds_per_image(config, mode, batch, machine) -> dict:
     bytes_, flops = step_costs(config, mode, batch)
-    per_step = np.maximum(bytes_ / (machine["bandwidth_GBps"] * 1e9), flops / (machine["gemm_GFLOPs"] * 1e9))
+    per_step = step_seconds(config, mode, batch, machine)
     return {
         "roofline_seconds_per_image": float(per_step.sum() / batch),
         "bytes_per_image": float(bytes_.sum() / batch),

@@ -225,6 +225,37 @@ def validate_uncached(backend_name, model_name, batch=1, repeats=1, threads=1, s
             "measured_seconds_per_image": measured, "relative_error": (extrapolated - measured) / measured}
 
 
+def cost_per_step(backend_name, model_name, mode, batch, positions, steps, repeats, machine, threads=None, seed=0) -> dict:
+    """Seconds of one generation step as the position grows (notebook 01), with random weights of
+    the paper's sizes: at `positions` positions t spread over 0..T-steps, the step modes time
+    `steps` steps from the state t sees (`time_window`, the median of `repeats` windows, after a
+    warm-up), softmax-uncached one step (`uncached_step`: a forward over the t+1 bytes so far, long
+    enough to time once, after a warm-up at the longest). Beside them the roofline floor of every
+    step on `machine` (`roofline.step_seconds`)."""
+    config = config_for_mode(model_name, mode)
+    T = config.seq_len
+    backend = get_backend(backend_name)
+    if threads:  # None: as the process is set (notebook.setup pins it)
+        backend.set_threads(threads)
+    model = backend.prepare(config, init_params(config, seed))
+    starts = sorted({int(s) for s in np.linspace(0, T - steps, positions)})
+    if mode == "softmax-uncached":
+        prefix = np.random.default_rng(seed).integers(0, 256, (batch, T))
+        backend.uncached_step(model, prefix[:, : starts[-1] + 1])
+        seconds = []
+        for s in starts:
+            t0 = time.perf_counter()
+            backend.uncached_step(model, prefix[:, : s + 1])
+            seconds.append(time.perf_counter() - t0)
+    else:
+        backend.time_window(model, mode, batch, starts[-1], steps)
+        seconds = [float(np.median([backend.time_window(model, mode, batch, s, steps, seed=r) for r in range(repeats)])) / steps
+                   for s in starts]
+    return {"positions": starts, "seconds_per_step": seconds,
+            "roofline_seconds_per_step": roofline.step_seconds(config, mode, batch, machine).tolist(), "T": T,
+            "config": config.to_dict()}
+
+
 def summary_line(r) -> str:
     ext = " (extrapolated)" if r["extrapolated"] else ""
     return (f"{r['backend']:6s} {r['model']:5s} {r['mode']:17s} batch {r['batch']:4d}: "

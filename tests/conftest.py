@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from linattn.weights import load_checkpoint
+from linattn.config import ModelConfig
+from linattn.weights import init_params, load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
@@ -30,6 +31,21 @@ def load_case(name):
 def load_attention():
     with np.load(FIXTURES / "attention.npz") as z:
         return {k: z[k] for k in z.files}
+
+
+def random_model(attention, image_shape, seed=0):
+    """A small random model whose mixture samples land inside [-1, 1] (as the fixtures')."""
+    config = ModelConfig(attention=attention, n_layers=2, n_heads=4, d_model=32, head="mixture", n_mixtures=5,
+                         image_shape=image_shape, dropout=0.0)
+    params = init_params(config, seed)
+    params["head.bias"][2 * config.n_mixtures :] -= 3.0  # log-scales
+    return config, params
+
+
+def random_qkv(T, seed=0, B=2, H=3, D=5):
+    """Standard normal float64 q, k, v of shape (B, T, H, D)."""
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((B, T, H, D)) for _ in range(3)]
 
 
 @pytest.fixture(params=CASES)

@@ -4,6 +4,8 @@ plans for it. (The Julia backend's module is checked without starting Julia in t
 
 import importlib
 import inspect
+import re
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +29,19 @@ def test_the_kinds_the_scaling_study_plans_are_in_the_backends_table(name):
     assert set(TIME_ATTENTION_KINDS[name]) <= set(attention.KINDS)
     for kind in attention.KINDS.values():
         assert callable(kind.parallel) and callable(kind.recurrent) and callable(kind.empty_state)
+
+
+def test_one_step_signature_with_the_0_based_position():
+    """The recurrent form's step takes the token(s), then the position counted from 0, then the
+    state, in the reference and every backend; Julia converts to its 1-based column inside. (The
+    steps equal the parallel forms from position 0 on: test_reference.py, test_backend_parity.py and
+    the Julia testset "forward_step equals forward".)"""
+    reference = importlib.import_module("linattn.reference")
+    assert list(inspect.signature(reference.forward_step).parameters)[2:] == ["token", "position", "state"]
+    torch_model = pytest.importorskip("linattn.torch_backend.model")
+    assert list(inspect.signature(torch_model.Transformer.step).parameters)[1:4] == ["token", "position", "state"]
+    jax_model = pytest.importorskip("linattn.jax_backend.model")
+    assert list(inspect.signature(jax_model.forward_step).parameters)[2:] == ["token", "position", "state"]
+    julia = (Path(__file__).resolve().parents[1] / "julia" / "src" / "model.jl").read_text()
+    assert re.search(r"function forward_step!\(m::Transformer, token::[^,]+, position::Integer, state::", julia)
+    assert "m.pe[:, position+1]" in julia

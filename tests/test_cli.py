@@ -75,6 +75,7 @@ def test_noise_of_the_wrong_shape_is_refused(tmp_path, capsys):
     assert code == 2 and "(N, 27, 2)" in err
 
 
+@pytest.mark.slow
 def test_speed_reports_time_and_roofline_as_json():
     """A short prefix of the MNIST-sized model in a fresh process (as a user runs it)."""
     proc = subprocess.run(

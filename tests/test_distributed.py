@@ -68,6 +68,7 @@ def assert_same_weights(a, b):
         np.testing.assert_allclose(a[name], b[name], rtol=0, atol=ATOL, err_msg=name)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_follow_one_process_and_resume_across_world_sizes(tmp_path, profile):
     straight = train(task(tmp_path / "one", 4))  # one process, global batch 4, steps 1..4
 
@@ -109,6 +110,7 @@ JAX_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_jax_two_devices_follow_one_device_and_resume_across_device_counts(tmp_path):
     base = {k: v for k, v in task(tmp_path, 4).items() if k != "checkpoint_dir"}
     base["model"] = {**base["model"], "dropout": 0.1}  # JAX draws dropout for the global batch: the same masks on 1 or 2 devices

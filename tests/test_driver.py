@@ -29,6 +29,7 @@ def load(folder, name):
     return json.loads((folder / name).read_text())
 
 
+@pytest.mark.slow
 def test_every_experiment_is_recorded_with_estimate_and_actual(study):
     run = load(study, "run.json")
     exps = run["experiments"]
@@ -41,6 +42,7 @@ def test_every_experiment_is_recorded_with_estimate_and_actual(study):
     assert run["machine"]["bandwidth_GBps"] > 0
 
 
+@pytest.mark.slow
 def test_sizes_that_cannot_fit_are_skipped_with_the_reason(study):
     exps = load(study, "run.json")["experiments"]
     big = [e for e in exps if e.endswith("T67108864")]
@@ -49,6 +51,7 @@ def test_sizes_that_cannot_fit_are_skipped_with_the_reason(study):
     assert small and all(exps[e]["status"] == "ok" for e in small)
 
 
+@pytest.mark.slow
 def test_a_missing_backend_is_recorded_and_the_study_goes_on(study):
     backends = load(study, "run.json")["backends"]
     assert backends["torch"]["status"] == "ok"
@@ -56,6 +59,7 @@ def test_a_missing_backend_is_recorded_and_the_study_goes_on(study):
         assert "Julia" in backends["julia"]["reason"]
 
 
+@pytest.mark.slow
 def test_summary_answers_every_claim(study):
     summary = load(study, "summary.json")
     assert [c["id"] for c in summary["claims"]] == ["C1", "C2", "C3", "C4", "C5"]
@@ -68,6 +72,7 @@ def test_summary_answers_every_claim(study):
     assert study.name in [r["folder"] for r in index["runs"]]
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_without_redoing_work(study):
     before = load(study, "run.json")
     assert main(["run", "--profile", str(TINY), "--results", str(study), "--no-report"]) == 0

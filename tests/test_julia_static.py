@@ -137,8 +137,8 @@ def _callee_name(node) -> str | None:
 
 
 def top_level_definitions(source: bytes) -> set[str]:
-    """Names of functions, structs and consts defined at the top of a file or of its module (not
-    local helpers inside functions)."""
+    """Names of functions, structs, abstract types and consts defined at the top of a file or of its
+    module (not local helpers inside functions)."""
     root = PARSER.parse(source).root_node
     items = []
     for node in root.named_children:
@@ -155,7 +155,7 @@ def top_level_definitions(source: bytes) -> set[str]:
             name = _callee_name(node.named_children[0])
         elif node.type == "assignment":
             name = _callee_name(node.named_children[0])
-        elif node.type == "struct_definition":
+        elif node.type in ("struct_definition", "abstract_definition"):
             head = node.named_children[0] if node.named_children[0].type == "type_head" else node.named_children[1]
             name = head.text.decode().split("{")[0].split("<:")[0].strip()
         elif node.type == "const_statement":
@@ -298,13 +298,14 @@ def test_definition_finder_sees_definitions():
     Base.@kwdef struct K
         a::Int = 1
     end
+    abstract type A{T} <: Any end
     const C = 1
     function outer()
         inner(y) = y
     end
     end
     """
-    assert top_level_definitions(code) == {"f", "g", "h", "k!", "apply!", "S", "K", "C", "outer"}
+    assert top_level_definitions(code) == {"f", "g", "h", "k!", "apply!", "S", "K", "A", "C", "outer"}
 
 
 def linattn_names_used(source: bytes) -> set[str]:

@@ -64,6 +64,7 @@ def offline_env(tmp_path, monkeypatch):
     return {**os.environ, **env}
 
 
+@pytest.mark.slow
 def test_kill_concurrent_run_and_resume_without_data(tmp_path, offline_profile, offline_env, capsys):
     folder = tmp_path / "run"
     driver = subprocess.Popen([sys.executable, "-m", "replication", "run", "--profile", str(offline_profile),

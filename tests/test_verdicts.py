@@ -123,6 +123,7 @@ def test_cores_taken_by_other_processes_make_a_timing_contended():
     assert busy["own_cpu_share"] == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_a_timing_on_a_busy_machine_is_remeasured_and_flagged(tmp_path):
     """A deliberately busy process on every core: the timing is noticed, measured again, flagged,
     and kept out of the verdicts."""

@@ -106,9 +106,10 @@ function softmax_attention_recurrent!(q::AbstractArray{T,3}, k::AbstractArray{T,
 end
 
 """
-    linear_attention(q, k, v; chunk_size = 64) -> o
+    linear_attention(q, k, v; feature_map = elu_feature_map, chunk_size = 64) -> o
 
-oᵢ = φ(qᵢ)ᵀ Sᵢ / (φ(qᵢ)ᵀ zᵢ + ε), Sᵢ = Σ_{j≤i} φ(kⱼ) vⱼᵀ, zᵢ = Σ_{j≤i} φ(kⱼ), ε = 1e-6.
+oᵢ = φ(qᵢ)ᵀ Sᵢ / (φ(qᵢ)ᵀ zᵢ + ε), Sᵢ = Σ_{j≤i} φ(kⱼ) vⱼᵀ, zᵢ = Σ_{j≤i} φ(kⱼ), ε = 1e-6, φ = `feature_map`
+(a function of whole arrays [D, H, T, B] that keeps their size, as `elu_feature_map`).
 
 Computed chunkwise, as the PyTorch backend (GLA, arXiv 2312.06635): within a chunk of C steps the
 masked quadratic form, across chunks the states S and z at chunk boundaries (an exclusive cumsum
@@ -116,13 +117,13 @@ over chunks). Memory O(T C + (T/C) D Dv) per head, never a T × D × Dv tensor; 
 approximation. q, k: [D, H, T, B]; v: [Dv, H, T, B]; o: [Dv, H, T, B].
 """
 function linear_attention(q::AbstractArray{T,4}, k::AbstractArray{T,4}, v::AbstractArray{T,4};
-                          chunk_size::Integer = 64) where {T}
+                          feature_map = elu_feature_map, chunk_size::Integer = 64) where {T}
     D, H, L, B = size(q)
     Dv = size(v, 1)
     C = min(chunk_size, L)
     N = cld(L, C)
     pad = N * C - L
-    fq, fk, fv = elu_feature_map(q), elu_feature_map(k), v
+    fq, fk, fv = feature_map(q), feature_map(k), v
     if pad > 0  # padded keys get φ = 0 and padded values 0, so they add nothing
         fq, fk, fv = pad_zeros(fq, (0, pad); dims = 3), pad_zeros(fk, (0, pad); dims = 3), pad_zeros(fv, (0, pad); dims = 3)
     end
@@ -162,19 +163,77 @@ struct LinearState{A4<:AbstractArray{<:Real,4},A3<:AbstractArray{<:Real,3}}
 end
 
 """
-    linear_attention_recurrent!(q, k, v, state::LinearState) -> (o, state)
+    linear_attention_recurrent!(q, k, v, state::LinearState; feature_map = elu_feature_map) -> (o, state)
 
-One RNN step: S += φ(k) vᵀ, z += φ(k) (both in place), o = φ(q)ᵀ S / (φ(q)ᵀ z + ε).
+One RNN step: S += φ(k) vᵀ, z += φ(k) (both in place), o = φ(q)ᵀ S / (φ(q)ᵀ z + ε), φ = `feature_map`.
 q, k: [D, H, B]; v: [Dv, H, B]; o: [Dv, H, B].
 """
 function linear_attention_recurrent!(q::AbstractArray{T,3}, k::AbstractArray{T,3}, v::AbstractArray{T,3},
-                                     state::LinearState) where {T}
+                                     state::LinearState; feature_map = elu_feature_map) where {T}
     D, H, B = size(q)
     Dv = size(v, 1)
-    fq, fk = elu_feature_map(q), elu_feature_map(k)  # [D, H, B]
+    fq, fk = feature_map(q), feature_map(k)  # [D, H, B]
     state.S .+= reshape(fk, D, 1, H, B) .* reshape(v, 1, Dv, H, B)
     state.z .+= fk
     num = batched_mul(batched_transpose(reshape(state.S, D, Dv, H * B)), reshape(fq, D, 1, H * B))  # [Dv, 1, H*B]
     den = sum(fq .* state.z; dims = 1) .+ T(LINEAR_EPS)  # [1, H, B]
     return reshape(num, Dv, H, B) ./ den, state
 end
+
+"""
+    AttentionKind
+
+An attention kind: its parallel form (`parallel`), its recurrent twin (`recurrent!`) and the
+state before the first step (`empty_state`), each a method dispatched on the kind's type. `KINDS`
+holds one of each by name (Python: `attention.KINDS`); the model looks its kind up there once
+(`model_from_params`) and keeps it in every `Attention` layer.
+"""
+abstract type AttentionKind end
+
+"Softmax attention: the [T, T] scores materialised; its twin reads a key/value cache (`KVCache`)."
+struct SoftmaxKind <: AttentionKind end
+
+"""
+    LinearKind(feature_map)
+
+Linear attention with the feature map φ (`elu_feature_map`: φ(x) = elu(x) + 1), in the chunkwise
+form; its twin carries the state S, z (`LinearState`).
+"""
+struct LinearKind{F} <: AttentionKind
+    feature_map::F
+end
+
+# The attention kinds by name. A linear kind with another feature map is one more entry, e.g.
+# "linear-favor" => LinearKind(favor).
+const KINDS = Dict{String,AttentionKind}("softmax" => SoftmaxKind(), "linear" => LinearKind(elu_feature_map))
+
+"""
+    parallel(kind, q, k, v) -> o
+
+The kind's parallel form: q, k [D, H, T, B], v [Dv, H, T, B] -> o [Dv, H, T, B].
+"""
+parallel(::SoftmaxKind, q::AbstractArray, k::AbstractArray, v::AbstractArray) = softmax_attention(q, k, v)
+parallel(kind::LinearKind, q::AbstractArray, k::AbstractArray, v::AbstractArray) =
+    linear_attention(q, k, v; feature_map = kind.feature_map)
+
+"""
+    recurrent!(kind, q, k, v, state) -> (o, state)
+
+The kind's recurrent twin, one step: q, k [D, H, B], v [Dv, H, B] -> o [Dv, H, B]; `state` (from
+`empty_state(kind, ...)`) is updated in place.
+"""
+recurrent!(::SoftmaxKind, q::AbstractArray, k::AbstractArray, v::AbstractArray, state::KVCache) =
+    softmax_attention_recurrent!(q, k, v, state)
+recurrent!(kind::LinearKind, q::AbstractArray, k::AbstractArray, v::AbstractArray, state::LinearState) =
+    linear_attention_recurrent!(q, k, v, state; feature_map = kind.feature_map)
+
+"""
+    empty_state(kind, T, batch, n_heads, d_head, max_len) -> state
+
+The state of one layer before the first step, in float type `T`: a `KVCache` with room for
+`max_len` positions (softmax), or a zero `LinearState`, which has no length (linear).
+"""
+empty_state(::SoftmaxKind, ::Type{T}, batch::Integer, n_heads::Integer, d_head::Integer, max_len::Integer) where {T} =
+    KVCache(zeros(T, d_head, max_len, n_heads, batch), zeros(T, d_head, max_len, n_heads, batch), 0)
+empty_state(::LinearKind, ::Type{T}, batch::Integer, n_heads::Integer, d_head::Integer, ::Integer) where {T} =
+    LinearState(zeros(T, d_head, d_head, n_heads, batch), zeros(T, d_head, n_heads, batch))

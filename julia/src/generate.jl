@@ -61,7 +61,7 @@ end
 function generate_recurrent!(data::Matrix{Int}, model::Transformer, state::AbstractVector, u::AbstractArray{<:Real,3}, n::Integer)
     token = fill(START_TOKEN, size(data, 2))
     for t in 1:n
-        out = forward_step!(model, token, t, state)  # [n_outputs, B]
+        out = forward_step!(model, token, t - 1, state)  # [n_outputs, B]; row t is position t - 1
         token = sample_from_head(out, model.config, view(u, :, t, :))
         data[t, :] = token
     end

@@ -50,20 +50,22 @@ function (ln::LayerNorm)(x::AbstractArray{T}) where {T}
 end
 
 """
-    Attention(q, k, v, o, n_heads, linear)
+    Attention(q, k, v, o, n_heads, kind)
 
 H heads of size D = C/H; head h takes features (h-1)D+1:hD of each projection, which is what
-reshaping [C, T, B] to [D, H, T, B] does (PyTorch: `view(B, T, H, D)`).
+reshaping [C, T, B] to [D, H, T, B] does (PyTorch: `view(B, T, H, D)`). `kind` (an
+`AttentionKind`, from `KINDS`) says how the heads attend: its parallel form here, its recurrent
+twin in `layer_step!`; dispatch on its type picks both.
 """
-struct Attention{L<:Dense}
+struct Attention{L<:Dense,K<:AttentionKind}
     q::L
     k::L
     v::L
     o::L
     n_heads::Int
-    linear::Bool  # linear attention, else softmax
+    kind::K
 end
-Flux.@layer Attention
+Flux.@layer Attention trainable = (q, k, v, o)  # the kind holds no weights
 
 function (a::Attention)(x::AbstractArray{T,3}) where {T}  # x: [C, T, B]
     C, L, B = size(x)
@@ -71,7 +73,7 @@ function (a::Attention)(x::AbstractArray{T,3}) where {T}  # x: [C, T, B]
     q = reshape(a.q(x), C ÷ H, H, L, B)  # [D, H, T, B]
     k = reshape(a.k(x), C ÷ H, H, L, B)
     v = reshape(a.v(x), C ÷ H, H, L, B)
-    o = a.linear ? linear_attention(q, k, v) : softmax_attention(q, k, v)  # [D, H, T, B]
+    o = parallel(a.kind, q, k, v)  # [D, H, T, B]
     return a.o(reshape(o, C, L, B))  # [C, T, B]
 end
 
@@ -142,27 +144,24 @@ forward(model::Transformer, tokens::AbstractMatrix{<:Integer}) = model(Matrix{In
 """
     empty_state(model, batch; max_len = T) -> state
 
-The recurrent state of every layer before the first step: a `KVCache` with room for `max_len`
-positions (softmax), or a zero `LinearState` (linear).
+The recurrent state of every layer before the first step, its attention kind's `empty_state`: a
+`KVCache` with room for `max_len` positions (softmax), or a zero `LinearState` (linear).
 """
 function empty_state(model::Transformer, batch::Integer; max_len::Integer = seq_len(model.config))
-    c, T = model.config, weight_type(model)
-    D, H = d_head(c), c.n_heads
-    if c.attention == "softmax"
-        return [KVCache(zeros(T, D, max_len, H, batch), zeros(T, D, max_len, H, batch), 0) for _ in 1:c.n_layers]
-    end
-    return [LinearState(zeros(T, D, D, H, batch), zeros(T, D, H, batch)) for _ in 1:c.n_layers]
+    c = model.config
+    return [empty_state(l.attn.kind, weight_type(model), batch, c.n_heads, d_head(c), max_len) for l in model.layers]
 end
 
 """
-    forward_step!(model, token, t, state) -> out
+    forward_step!(model, token, position, state) -> out
 
-Recurrent form: [B] tokens at step t (1-based, so position t-1 of the position code) ->
-[n_outputs, B]; each layer's state is updated in place by the attention's recurrent twin.
+Recurrent form: [B] tokens at `position` (0-based, as in every backend: column position + 1 of the
+position code) -> [n_outputs, B]; each layer's state is updated in place by the attention's
+recurrent twin.
 """
-function forward_step!(m::Transformer, token::AbstractVector{<:Integer}, t::Integer, state::AbstractVector)
+function forward_step!(m::Transformer, token::AbstractVector{<:Integer}, position::Integer, state::AbstractVector)
     B = length(token)
-    x = vcat(m.embed(token .+ 1), repeat(m.pe[:, t], 1, B))  # [C, B]
+    x = vcat(m.embed(token .+ 1), repeat(m.pe[:, position+1], 1, B))  # [C, B]: +1 for 1-based columns
     for (layer, s) in zip(m.layers, state)
         x = layer_step!(layer, x, s)
     end
@@ -176,8 +175,7 @@ function layer_step!(l::Layer, x::AbstractMatrix, state::Union{KVCache,LinearSta
     q = reshape(l.attn.q(x), C ÷ H, H, B)  # [D, H, B]
     k = reshape(l.attn.k(x), C ÷ H, H, B)
     v = reshape(l.attn.v(x), C ÷ H, H, B)
-    twin! = state isa KVCache ? softmax_attention_recurrent! : linear_attention_recurrent!
-    o, _ = twin!(q, k, v, state)  # [D, H, B]
+    o, _ = recurrent!(l.attn.kind, q, k, v, state)  # [D, H, B]: the kind's twin
     x = l.norm1(x .+ l.attn.o(reshape(o, C, B)))
     return l.norm2(x .+ l.ff2(relu.(l.ff1(x))))
 end

@@ -32,8 +32,8 @@ time_generation(model::Transformer, mode::AbstractString, noise::AbstractArray{<
 """
     time_attention(kind, batch, len, n_heads, d_head, repeats) -> seconds
 
-Seconds of each of `repeats` forward + backward passes (Zygote) of one causal attention, "softmax"
-or "linear", on random Float32 inputs [d_head, n_heads, len, batch], after one untimed warm-up
+Seconds of each of `repeats` forward + backward passes (Zygote) of one causal attention of `KINDS`
+("softmax" or "linear"), on random Float32 inputs [d_head, n_heads, len, batch], after one untimed warm-up
 pass: the Julia side of the scaling measurement (PyTorch's `time_attention`). See
 `time_attention_peak` for the memory it takes.
 """
@@ -50,9 +50,14 @@ Julia's start-up nor compilation is counted.
 """
 function time_attention_peak(kind::AbstractString, batch::Integer, len::Integer, n_heads::Integer, d_head::Integer,
                              repeats::Integer)
-    kind in ("softmax", "linear") || throw(ArgumentError("kind must be \"softmax\" or \"linear\", got $(repr(kind))"))
-    attend = kind == "softmax" ? softmax_attention : linear_attention
-    pass(q, k, v) = Zygote.gradient((q, k, v) -> sum(attend(q, k, v)), q, k, v)
+    haskey(KINDS, kind) || throw(ArgumentError("kind must be one of $(sort(collect(keys(KINDS)))), got $(repr(kind))"))
+    return time_attention_peak(KINDS[kind], batch, len, n_heads, d_head, repeats)
+end
+
+# The passes behind a function barrier, compiled for the kind's type.
+function time_attention_peak(attention::AttentionKind, batch::Integer, len::Integer, n_heads::Integer, d_head::Integer,
+                             repeats::Integer)
+    pass(q, k, v) = Zygote.gradient((q, k, v) -> sum(parallel(attention, q, k, v)), q, k, v)
     pass((randn(Float32, d_head, n_heads, 2, 1) for _ in 1:3)...)  # compiles, on a tiny problem
     q, k, v = (randn(Float32, d_head, n_heads, len, batch) for _ in 1:3)
     GC.gc()
@@ -90,11 +95,11 @@ function time_window(model::Transformer, mode::AbstractString, batch::Integer, s
     return (time_ns() - t0) / 1e9
 end
 
-# The window's steps behind a function barrier: position start + i (0-based) is t = start + i.
+# The window's steps behind a function barrier: step i (1-based) is position start + i - 1 (0-based).
 function run_window!(model::Transformer, token::Vector{Int}, state::AbstractVector, noise::AbstractArray{<:Real,3},
                      start::Integer)
     for i in axes(noise, 2)
-        out = forward_step!(model, token, start + i, state)
+        out = forward_step!(model, token, start + i - 1, state)
         token = sample_from_head(out, model.config, view(noise, :, i, :))
     end
     return token

@@ -70,10 +70,11 @@ function model_from_params(config::ModelConfig, params::AbstractDict; float_type
     T = float_type
     dense(name) = Dense(Matrix{T}(params["$name.weight"]), Vector{T}(params["$name.bias"]))
     norm(name) = LayerNorm(Vector{T}(params["$name.weight"]), Vector{T}(params["$name.bias"]))
+    kind = KINDS[config.attention]  # looked up once: its parallel form, recurrent twin and empty state
     layers = map(0:config.n_layers-1) do i
         p = "layers.$i"
         attn = Attention(dense("$p.attn.q"), dense("$p.attn.k"), dense("$p.attn.v"), dense("$p.attn.o"),
-                         config.n_heads, config.attention == "linear")
+                         config.n_heads, kind)
         Layer(attn, norm("$p.norm1"), norm("$p.norm2"), dense("$p.ff1"), dense("$p.ff2"), Dropout(config.dropout))
     end
     embed = Embedding(permutedims(Matrix{T}(params["embed.weight"])))  # (257, C/2) -> [C/2, 257]

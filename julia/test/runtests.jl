@@ -9,7 +9,7 @@
 # the next bytes then follow another path; the float32 check asks for 95% equal bytes.
 
 using LinAttn
-using LinAttn: KVCache, LinearState, MODES, TorchRAdam, optimiser_rule
+using LinAttn: KINDS, KVCache, LinearKind, LinearState, MODES, SoftmaxKind, TorchRAdam, optimiser_rule, parallel
 using NPZ: npzread
 using Optimisers: Optimisers
 using Random: Random
@@ -78,6 +78,14 @@ end
     kind == :softmax && @test state.length == L
 end
 
+@testset "chunkwise linear attention equals the quadratic form (T = $L, chunk $C)" for L in (1, 7, 50, 64, 100, 130),
+                                                                                       C in (4, 16, 64)
+    Random.seed!(L)
+    q, k, v = randn(4, 3, L, 2), randn(4, 3, L, 2), randn(4, 3, L, 2)
+    # one chunk of all L positions is the masked quadratic form itself
+    @test maxdiff(linear_attention(q, k, v; chunk_size = C), linear_attention(q, k, v; chunk_size = L)) < 1e-10
+end
+
 @testset "causality of the attention" begin
     Random.seed!(1)
     D, H, L, B, t0 = 4, 2, 11, 2, 6
@@ -98,6 +106,24 @@ end
             @test all(iszero, g[:, :, t+1:end, :])
             @test !all(iszero, g[:, :, 1:t, :])
         end
+    end
+end
+
+@testset "the table of attention kinds" begin
+    Random.seed!(3)
+    q, k, v = randn(4, 2, 9, 2), randn(4, 2, 9, 2), randn(4, 2, 9, 2)
+    @test KINDS["softmax"] isa SoftmaxKind && KINDS["linear"] isa LinearKind
+    @test parallel(KINDS["softmax"], q, k, v) == softmax_attention(q, k, v)
+    @test parallel(KINDS["linear"], q, k, v) == linear_attention(q, k, v)
+    # the feature map is an argument of the linear kind: another map, other numbers
+    squared = LinearKind(x -> elu_feature_map(x) .^ 2)
+    @test maxdiff(parallel(squared, q, k, v), linear_attention(q, k, v)) > 1e-3
+    @test empty_state(KINDS["softmax"], Float32, 2, 3, 4, 5) isa KVCache
+    @test empty_state(KINDS["linear"], Float32, 2, 3, 4, 5) isa LinearState
+    for name in CASES  # every layer of a model keeps the kind of its config, looked up once
+        model = fixture_model(name)
+        @test all(l -> l.attn.kind === KINDS[model.config.attention], model.layers)
+        @test all(s -> s isa (model.config.attention == "softmax" ? KVCache : LinearState), empty_state(model, 1))
     end
 end
 
@@ -147,6 +173,20 @@ end
         @test maxdiff(before[:, 1:t0-1, :], after[:, 1:t0-1, :]) < 1e-12
         @test maxdiff(before[:, t0:end, :], after[:, t0:end, :]) > 1e-6
     end
+end
+
+@testset "forward_step equals forward ($name)" for name in CASES
+    model = fixture_model(name; float_type = Float64)
+    L = size(model.pe, 2)
+    Random.seed!(4)
+    tokens = vcat(fill(256, 1, 2), rand(0:255, L - 1, 2))  # [T, B]
+    out = forward(model, tokens)  # [n_outputs, T, B]
+    state = empty_state(model, 2)
+    worst = 0.0
+    for t in 1:L  # row t of tokens is position t - 1: the step takes the 0-based position
+        worst = max(worst, maxdiff(forward_step!(model, tokens[t, :], t - 1, state), out[:, t, :]))
+    end
+    @test worst < TOLERANCE[Float64].out
 end
 
 @testset "sample_from_head" begin

@@ -158,7 +158,8 @@ def forward(params, config: ModelConfig, tokens):
 
 
 def forward_step(params, config: ModelConfig, token, position, state):
-    """Recurrent form: one (B,) token at `position` -> (B, n_outputs), and the updated state."""
+    """Recurrent form: one (B,) token at `position` (0-based, as in every backend) -> (B, n_outputs),
+    and the updated state."""
     params = _float64(params)
     step = softmax_attention_recurrent if config.attention == "softmax" else linear_attention_recurrent
     x = embed(params, token[:, None], np.array([position]))[:, 0]

@@ -7,7 +7,7 @@ writes the scaling section.
 from __future__ import annotations
 
 import numpy as np
-from linattn.backends import BACKENDS, TIME_ATTENTION_KINDS
+from linattn.backends import BACKENDS, TIME_ATTENTION_KINDS, get_backend
 from linattn.config import LINEAR_CHUNK, SOFTMAX_CHUNK
 
 from .. import estimates, speed, verdicts
@@ -85,6 +85,30 @@ def estimate(task, machine) -> dict:
         mem = B * H * T * T * F * 2 + B * H * T * chunk * F + 12 * B * T * H * D * F
     return estimates.estimate(estimates.OVERHEAD * 3 * estimates.gemm_seconds(flops, machine) * (task["repeats"] + 1), mem,
                               "3x forward FLOPs at the measured GEMM rate, times the overhead; tensors autograd keeps")
+
+
+def measure_in_process(backend_name, attentions, lengths, n_heads, d_head, tokens_per_batch, repeats, threads=None) -> list:
+    """The scaling measurement in this process (a notebook's smoke run), as rows of summary.json's
+    "scaling" list: each kind at each length, batch max(1, tokens_per_batch // T) as the paper
+    scales it, timed by the backend's `time_attention` (what the study's workers call). Memory is
+    not measured here (a clean peak needs a fresh process per point, as the workers have): each row
+    carries the estimate of the tensors held (`estimate`, without a worker's fixed runtime)."""
+    backend = get_backend(backend_name)
+    if threads:  # None: as the process is set (notebook.setup pins it)
+        backend.set_threads(threads)
+    no_machine = {"gemm_GFLOPs": float("nan"), "bandwidth_GBps": float("nan")}  # the memory estimate needs none
+    rows = []
+    for attention in attentions:
+        for T in lengths:
+            task = dict(kind="attention", backend=backend_name, attention=attention, T=T, batch=max(1, tokens_per_batch // T),
+                        n_heads=n_heads, d_head=d_head, repeats=repeats, threads=threads)
+            seconds = backend.time_attention(attention, task["batch"], T, n_heads, d_head, repeats)
+            med = float(np.median(seconds))
+            rows.append({"backend": backend_name, "status": "ok", "reason": None, "attention": attention, "T": T,
+                         "batch": task["batch"], "seconds": med, "seconds_per_sequence": med / task["batch"],
+                         "peak_memory_bytes": None, "memory_per_sequence_bytes": None, "repeats": seconds,
+                         "estimated_memory_bytes": estimate(task, no_machine)["memory_bytes"] - estimates.RUNTIME_BYTES})
+    return rows
 
 
 # --- summarise and judge ---------------------------------------------------------------------------

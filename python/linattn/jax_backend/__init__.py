@@ -102,6 +102,8 @@ def generate(model: Model, mode, noise, steps=None, prefix=None):
     if noise.ndim != 3 or noise.shape[2] != 2:
         raise ConfigError(f"noise must have shape (B, T, 2), got {noise.shape}")
     B, T = noise.shape[:2]
+    if T > model.config.seq_len:  # the step reads the position code of the config's T positions
+        raise ConfigError(f"noise has {T} positions, more than the model's T = {model.config.seq_len}")
     if steps is not None and not 0 < steps <= T:
         raise ConfigError(f"steps must be in 1..{T} (the noise's T), got {steps}")
     given = np.full((B, T), -1, dtype=np.int32)
@@ -147,14 +149,14 @@ def time_window(model: Model, mode, batch, start, steps, seed=0):
     # fill position set to `start`
     state = [tuple(jnp.asarray(rng.uniform(1.0, 2.0, x.shape), dtype) if x.ndim else jnp.int32(start) for x in s)
              for s in _model.empty_state(config, batch, dtype, max_len=T)]
-    pe = jnp.asarray(_model.position_code(T, config.d_model // 2, dtype)[start : start + steps])
+    positions = jnp.arange(start, start + steps, dtype=jnp.int32)
     u = jnp.asarray(rng.random((steps, batch, 2)), dtype)
     given = jnp.full((steps, batch), -1, jnp.int32)
     token = jnp.asarray(rng.integers(0, 256, batch), jnp.int32)
-    jax.block_until_ready((state, pe, u, token))
+    jax.block_until_ready((state, positions, u, token))
     with jax.default_matmul_precision("float32"):
         t0 = time.perf_counter()
-        jax.block_until_ready(_run_steps(model.params, config, token, state, pe, u, given))
+        jax.block_until_ready(_run_steps(model.params, config, token, state, positions, u, given))
         return time.perf_counter() - t0
 
 

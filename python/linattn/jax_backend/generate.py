@@ -19,7 +19,7 @@ from jax import lax
 
 from ..config import START_TOKEN, ModelConfig, check_mode
 from .loss import split_mixture
-from .model import empty_state, forward, forward_step, input_tokens, position_code
+from .model import empty_state, forward, forward_step, input_tokens
 
 SEGMENT = 128  # positions per segment of the softmax-uncached loop
 
@@ -70,10 +70,10 @@ def generate(params, config: ModelConfig, mode, noise, given, steps=None):
     g = given.astype(jnp.int32).swapaxes(0, 1)  # (T, B)
     if mode == "softmax-uncached":
         return _generate_uncached(params, config, u, g, steps)
-    pe = position_code(T, config.d_model // 2, u.dtype)
+    positions = jnp.arange(steps, dtype=jnp.int32)
     token = jnp.full((B,), START_TOKEN, jnp.int32)
     state = empty_state(config, B, u.dtype, max_len=T)
-    ys, _ = run_steps(params, config, token, state, pe[:steps], u[:steps], g[:steps])
+    ys, _ = run_steps(params, config, token, state, positions, u[:steps], g[:steps])
     return jnp.pad(ys.T, ((0, 0), (0, T - steps)))
 
 
@@ -99,18 +99,18 @@ def _generate_uncached(params, config, u, g, steps):
     return data
 
 
-def run_steps(params, config: ModelConfig, token, state, pe, u, given):
-    """The loop of softmax-cached and linear-recurrent: one `forward_step` per row of pe (n, C/2),
-    u (n, B, 2) and given (n, B), from the last byte `token` (B,) and `state` (the key/value cache,
+def run_steps(params, config: ModelConfig, token, state, positions, u, given):
+    """The loop of softmax-cached and linear-recurrent: one `forward_step` per entry of `positions`
+    (n,) (0-based), u (n, B, 2) and given (n, B), from the last byte `token` (B,) and `state` (the key/value cache,
     or S and z per layer), both the carry of one scan. Returns the n bytes (n, B) and the final
     (token, state)."""
 
     def body(carry, xs):
         token, state = carry
-        pe_t, u_t, given_t = xs
-        out, state = forward_step(params, config, token, pe_t, state)
+        position, u_t, given_t = xs
+        out, state = forward_step(params, config, token, position, state)
         token = _choose(out, config, u_t, given_t)
         return (token, state), token
 
-    carry, ys = lax.scan(body, (token, state), (pe, u, given))
+    carry, ys = lax.scan(body, (token, state), (positions, u, given))
     return ys, carry

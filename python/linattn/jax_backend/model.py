@@ -121,11 +121,15 @@ def empty_state(config: ModelConfig, batch, dtype, max_len):
     return [empty(batch, config.n_heads, config.d_head, max_len, dtype) for _ in range(config.n_layers)]
 
 
-def forward_step(params, config: ModelConfig, token, pe, state):
-    """Recurrent form: (B,) tokens with their position code pe (C/2,) -> (B, n_outputs), and the
-    new state (a list with one entry per layer, as from `empty_state`)."""
+def forward_step(params, config: ModelConfig, token, position, state):
+    """Recurrent form: (B,) tokens at `position` (0-based, as in every backend; may be traced)
+    -> (B, n_outputs), and the new state (a list with one entry per layer, as from `empty_state`).
+    The position code is the config's T rows, a constant of the trace, read at `position`."""
     twin = attn.KINDS[config.attention].recurrent
     e = params["embed.weight"][token]
+    # jnp.take, not lax.dynamic_index_in_dim: the latter on this numpy constant gave wrong rows inside
+    # the jitted generation scan (JAX 0.10.2, CPU); take also fills a position past T with NaN
+    pe = jnp.take(jnp.asarray(position_code(config.seq_len, config.d_model // 2, e.dtype)), position, axis=0)
     x = jnp.concatenate([e, jnp.broadcast_to(pe, e.shape)], axis=-1)
     new_state = []
     for i in range(config.n_layers):

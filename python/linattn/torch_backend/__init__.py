@@ -7,7 +7,8 @@ import time
 import numpy as np
 import torch
 
-from ..config import ModelConfig, check_mode
+from ..backends import BackendUnavailable
+from ..config import ConfigError, ModelConfig, check_mode
 from ..weights import check_params
 from . import attention as attn
 from . import generate as _gen
@@ -106,6 +107,8 @@ def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     random (B, T, H, D) inputs; kind is one of `attention.KINDS` ("softmax": the (T, T) scores
     materialised, as in every backend; "softmax-fused": PyTorch's scaled_dot_product_attention;
     "softmax-chunked"; "linear")."""
+    if kind not in attn.KINDS:
+        raise BackendUnavailable(f"the PyTorch backend has no {kind!r} attention (only {', '.join(attn.KINDS)})")
     fn = attn.KINDS[kind].parallel
     q, k, v = (torch.randn(batch, T, n_heads, d_head, device=device, requires_grad=True) for _ in range(3))
     times = []
@@ -133,17 +136,19 @@ def time_window(model, mode, batch, start, steps, seed=0):
     cost does not depend on its content. Lets a speed run sample late positions cheaply."""
     config = model.config
     check_mode(mode, config)
+    T = config.seq_len
+    if not (0 <= start and 0 < steps and start + steps <= T):
+        raise ConfigError(f"the window start={start}, steps={steps} must lie inside 0..{T}")
     g = torch.Generator().manual_seed(seed)
     dev, dtype = _device(model), model.embed.weight.dtype
-    T = config.seq_len
-    state, packed, pe = model.empty_state(batch, T), model.packed(), model.position_code(T)
+    state, packed = model.empty_state(batch, T), model.packed(T)
     state = [_late(s, start, g) for s in state]
     noise = torch.rand(batch, steps, 2, generator=g).to(dev, dtype)
     token = torch.randint(0, 256, (batch,), generator=g).to(dev)
     _sync(dev)
     t0 = time.perf_counter()
     for i in range(steps):
-        out = model.step(token, pe[start + i], state, packed)
+        out = model.step(token, start + i, state, packed)
         token = sample_from_head(out, config, noise[:, i])
     _sync(dev)
     token.cpu()

@@ -44,9 +44,9 @@ def generate(model: Transformer, mode, noise, steps=None, prefix=None):
             out = model(input_tokens(data[:, : t + 1]))[:, -1]
             data[:, t] = prefix[:, t] if t < P else sample_from_head(out, config, noise[:, t])
         return data
-    state, packed, pe = model.empty_state(B, T), model.packed(), model.position_code(T)
+    state, packed = model.empty_state(B, T), model.packed(T)
     token = start_tokens(B, device)
     for t in range(steps):
-        out = model.step(token, pe[t], state, packed)
+        out = model.step(token, t, state, packed)
         data[:, t] = token = prefix[:, t] if t < P else sample_from_head(out, config, noise[:, t])
     return data

@@ -70,7 +70,11 @@ class Transformer(nn.Module):
     def forward(self, tokens):
         """(B, T) input tokens -> (B, T, n_outputs)."""
         e = self.embed(tokens)
-        x = torch.cat([e, self.position_code(tokens.shape[1]).expand_as(e)], dim=-1)
+        return self.forward_embedded(torch.cat([e, self.position_code(tokens.shape[1]).expand_as(e)], dim=-1))
+
+    def forward_embedded(self, x):
+        """The layers and the head on embedded inputs: (B, T, C) -> (B, T, n_outputs).
+        (Separate from `forward` so that the inputs can be differentiated, e.g. to test causality.)"""
         for layer in self.layers:
             x = layer(x)
         return self.head(self.norm(x))
@@ -83,10 +87,11 @@ class Transformer(nn.Module):
         return [self.kind.empty_state(batch, c.n_heads, c.d_head, max_len or c.seq_len, self.embed.weight)
                 for _ in self.layers]
 
-    def packed(self):
+    def packed(self, max_len=None):
         """Weights rearranged for the step, once per generation: every Linear as (bias, W^T) with
         W^T contiguous (in, out), which streams twice as fast as (out, in) at batch 1 on CPU BLAS;
-        q, k and v stacked into one (C, 3C) matrix per layer."""
+        q, k and v stacked into one (C, 3C) matrix per layer; and the position code of `max_len`
+        positions (default: the config's T), from which each step takes its row."""
 
         def t(*linears):
             return torch.cat([l.bias for l in linears]), torch.cat([l.weight for l in linears]).t().contiguous()
@@ -94,16 +99,16 @@ class Transformer(nn.Module):
         layers = [
             (t(l.attn.q, l.attn.k, l.attn.v), t(l.attn.o), t(l.ff1), t(l.ff2), l.norm1, l.norm2) for l in self.layers
         ]
-        return layers, t(self.head)
+        return layers, t(self.head), self.position_code(max_len or self.config.seq_len)
 
-    def step(self, token, pe, state, packed):
-        """Recurrent form: (B,) tokens with their position code pe (C/2,) -> (B, n_outputs);
+    def step(self, token, position, state, packed):
+        """Recurrent form: (B,) tokens at `position` (0-based, as in every backend) -> (B, n_outputs);
         the state is updated in place. `packed` comes from `packed()`."""
         c = self.config
         B, C, H = token.shape[0], c.d_model, c.n_heads
         twin = self.kind.recurrent
-        layers, head = packed
-        x = torch.cat([self.embed.weight[token], pe.expand(B, -1)], dim=-1)
+        layers, head, pe = packed
+        x = torch.cat([self.embed.weight[token], pe[position].expand(B, -1)], dim=-1)
         for i, (qkv, o, ff1, ff2, norm1, norm2) in enumerate(layers):
             q, k, v = _split(torch.addmm(qkv[0], x, qkv[1]), B, H)
             a, state[i] = twin(q, k, v, state[i])
