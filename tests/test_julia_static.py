@@ -481,3 +481,20 @@ def test_julia_check_table_shows_batch_one_and_the_best_batch():
     assert rows["julia", "linear-recurrent"] == ["2", "9.5", "(b16)"]
     assert rows["torch", "linear-recurrent"] == ["3", "3", "(b1)"]
     assert rows["jax", "softmax-cached"] == ["-", "-"]
+
+
+# --- constants defined once: Julia's twins carry Python's values -------------------------------
+
+TWIN_CONSTANTS = ("NORM_EPS", "LINEAR_EPS", "LOG_SCALE_MIN", "START_TOKEN", "VOCAB")
+
+
+@pytest.mark.parametrize("name", TWIN_CONSTANTS)
+def test_julia_constants_equal_the_python_ones(name):
+    """linattn.config defines each constant once for Python; the Julia package's `const` of the
+    same name must hold the same value (Julia cannot import it)."""
+    from linattn import config
+
+    found = [float(m.group(1)) for f in SRC_FILES
+             for m in re.finditer(rf"^const {name} = ([-0-9.eE+]+)", f.read_text(), re.M)]
+    assert len(found) == 1, f"{name}: expected one `const {name} = <number>` in julia/src, found {found}"
+    assert found[0] == float(getattr(config, name)), f"{name}: Julia {found[0]} vs Python {getattr(config, name)}"
