@@ -14,6 +14,7 @@ from pathlib import Path
 from linattn.backends import BACKENDS
 from linattn.config import MODES
 
+from . import verdicts
 from .formatting import BACKEND_NAMES
 
 MODE_COLORS = {"softmax-uncached": "#c0392b", "softmax-cached": "#e67e22", "linear-recurrent": "#2471a3"}
@@ -57,8 +58,8 @@ def save(plt, fig, out_dir, name, handles=None, ncol=4):
 
 
 def shown(rows):
-    """The measurements a figure shows: successful, and not flagged by the hygiene checks."""
-    return [r for r in rows if r.get("status") == "ok" and not r.get("flag")]
+    """The measurements a figure shows: the ones verdicts may use (verdicts.usable)."""
+    return [r for r in rows if verdicts.usable(r)]
 
 
 def backends_in(rows):
