@@ -80,42 +80,53 @@ threads, out_dir, results_dir = notebook.setup("nb03", smoke, threads, out_dir, 
 # %%
 if smoke:
     q = settings(load_profile(profile), "quality")
+    seeds = q.pop("seeds", [0])
     dataset = pick_dataset(q["dataset"])
     runs = {}
     for attention in ("linear", "softmax"):
-        task = {**q, "kind": "train", "attention": attention, "dataset": dataset, "data_dir": None,
-                "checkpoint_dir": str(out_dir / "checkpoints" / attention), "threads": threads}
-        runs[attention] = {"status": "ok", "backend": "torch", **train(task)}
-    quality = {"dataset": dataset, "runs": runs}
+        runs[attention] = []
+        for seed in seeds:
+            name = quality_claim.run_name(attention, seed)
+            task = {**q, "kind": "train", "attention": attention, "seed": seed, "dataset": dataset, "data_dir": None,
+                    "checkpoint_dir": str(out_dir / "checkpoints" / name), "threads": threads}
+            runs[attention].append({"status": "ok", "backend": "torch", "seed": seed, **train(task)})
+    quality = quality_claim.quality_summary(runs, dataset)
     hyper = {**q["model"], **q}
 else:
     s = summary.load_summary(results_dir)
     quality = s["quality"]
     runs = quality["runs"]
     hyper = {h["name"].removeprefix("model."): h["value"] for h in s["hyperparameters"] if h["section"] == "quality"}
-    for attention, r in runs.items():
-        r["checkpoint"] = str(results_dir / "checkpoints" / attention)
+    for attention, rs in runs.items():
+        for r in rs:
+            r["checkpoint"] = str(results_dir / "checkpoints" / quality_claim.run_name(attention, r.get("seed", 0)))
 dataset = quality["dataset"]
 print(f"dataset: {dataset}" + ("  (synthetic smooth images: a pipeline check only)" if dataset == "synthetic" else ""))
 print("settings:", {k: hyper.get(k) for k in ("n_layers", "n_heads", "d_model", "n_mixtures", "batch_size", "steps",
-                                               "learning_rate", "weight_decay", "eval_every")})
-for attention, r in runs.items():
-    if r.get("status") == "ok":
-        print(f"{attention:8s} {r['steps']} steps in {r['wall_seconds']:.1f} s ({r['seconds_per_step']:.3f} s/step), "
-              f"test bits/dim {r['test_bits_per_dim']:.4f} on {r['n_test_images']} images")
-    else:
-        print(f"{attention:8s} {r.get('status')}: {r.get('reason')}")
+                                               "learning_rate", "weight_decay", "eval_every", "seeds")})
+for attention, rs in runs.items():
+    for r in rs:
+        who = f"{attention:8s} seed {r.get('seed', 0)}"
+        if r.get("status") == "ok":
+            print(f"{who}: {r['steps']} steps in {r['wall_seconds']:.1f} s ({r['seconds_per_step']:.3f} s/step), "
+                  f"test bits/dim {r['test_bits_per_dim']:.4f} on {r['n_test_images']} images")
+        else:
+            print(f"{who}: {r.get('status')}: {r.get('reason')}")
 
 # %%
-ok = {a: r for a, r in runs.items() if r.get("status") == "ok"}
+ok = {a: [r for r in rs if r.get("status") == "ok"] for a, rs in runs.items()}
+ok = {a: rs for a, rs in ok.items() if rs}
 colors = {"linear": "tab:blue", "softmax": "tab:red"}
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-for attention, r in ok.items():
-    steps = [p["step"] for p in r["curve"]]
-    axes[0].plot(steps, [p["valid_bits_per_dim"] for p in r["curve"]], "o-", color=colors[attention], label=f"{attention}: validation")
-    axes[0].plot(steps, [p["train_bits_per_dim"] for p in r["curve"]], "x:", color=colors[attention], label=f"{attention}: training")
-    axes[1].plot([p["wall_seconds"] for p in r["curve"]], [p["valid_bits_per_dim"] for p in r["curve"]], "o-",
-                 color=colors[attention], label=attention)
+for attention, rs in ok.items():
+    for i, r in enumerate(rs):
+        steps = [p["step"] for p in r["curve"]]
+        axes[0].plot(steps, [p["valid_bits_per_dim"] for p in r["curve"]], "o-", color=colors[attention],
+                     label=f"{attention}: validation" if i == 0 else None)
+        axes[0].plot(steps, [p["train_bits_per_dim"] for p in r["curve"]], "x:", color=colors[attention],
+                     label=f"{attention}: training" if i == 0 else None)
+        axes[1].plot([p["wall_seconds"] for p in r["curve"]], [p["valid_bits_per_dim"] for p in r["curve"]], "o-",
+                     color=colors[attention], label=attention if i == 0 else None)
 axes[0].set_xlabel("step")
 axes[0].set_ylabel("bits/dim")
 axes[0].set_title(f"learning curves ({dataset})", fontsize=9)
@@ -128,8 +139,10 @@ paper = claims["C3"]["bits_per_dim"]["mnist"]
 names = ["softmax", "linear"]
 x = np.arange(2)
 axes[2].bar(x - 0.2, [paper[n] for n in names], 0.4, color="lightgray", label="paper, MNIST, 250 epochs")
-axes[2].bar(x + 0.2, [ok[n]["test_bits_per_dim"] if n in ok else np.nan for n in names], 0.4,
-            color=[colors[n] for n in names], label=f"ours, {dataset}, {hyper.get('steps')} steps")
+agg = quality["aggregate"]
+axes[2].bar(x + 0.2, [agg[n]["mean"] if agg.get(n, {}).get("n") else np.nan for n in names], 0.4,
+            yerr=[agg[n]["sd"] or 0 if agg.get(n, {}).get("n") else 0 for n in names],
+            color=[colors[n] for n in names], label=f"ours, {dataset}, {hyper.get('steps')} steps (mean ± sd over seeds)")
 axes[2].set_xticks(x, names)
 axes[2].set_ylabel("test bits/dim (lower is better)")
 axes[2].set_title("test bits/dim", fontsize=9)
@@ -140,10 +153,11 @@ fig.savefig(out_dir / "03_training_bits_per_dim.png", metadata={"Software": None
 # %% [markdown]
 # ## 3.2 Against the paper
 #
-# `replication.claims.quality.judge` compares the gap (linear - softmax test bits/dim) with the paper's
-# +0.023 on MNIST: "replicated" when our gap is within 0.1 bits/dim. With a budget of a few
-# hundred steps both models are far from converged (the paper trained for 250 epochs), so the
-# absolute values are not comparable; the gap and the seconds per step are.
+# `replication.claims.quality.judge` compares the gap of the means over seeds (linear - softmax test
+# bits/dim) with the paper's +0.023 on MNIST, by the rules of `replication.verdicts`: "replicated"
+# within 0.1 bits/dim, but only between trained models (flat validation curves) and with at least
+# two seeds whose spread is small against the tolerance; otherwise "inconclusive", with the reason.
+# It also reads the curves at equal training time (the paper's CIFAR-10 comparison).
 
 # %%
 c3 = quality_claim.judge(claims, {"quality": quality})[0]
@@ -165,11 +179,12 @@ else:
 # %%
 scores = []
 if ok:
-    cfg = ModelConfig.from_json(Path(next(iter(ok.values()))["checkpoint"]) / "config.json")
+    cfg = ModelConfig.from_json(Path(next(iter(ok.values()))[0]["checkpoint"]) / "config.json")
     test = load_bytes(dataset, "test", n=eval_images, image_shape=cfg.image_shape)
     images_file = out_dir / "03_test_images.npy"
     np.save(images_file, test.reshape((len(test),) + cfg.image_shape))
-    for attention, r in ok.items():
+    for attention, rs in ok.items():
+        r = rs[0]  # the first seed's checkpoint
         for backend in eval_backends:
             p = subprocess.run([sys.executable, "-m", "replication", "eval", "--checkpoint", r["checkpoint"],
                                 "--images", str(images_file), "--backend", backend],

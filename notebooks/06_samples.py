@@ -19,26 +19,30 @@
 # the upper half), to show that the much faster linear model's samples are "of similar quality"
 # to softmax's.
 #
-# Here, from the C3 checkpoints (notebook 03): unconditional samples and completions of the lower
-# half of test images, through `replication.samples.make_samples` (the study's sample task: the
-# PyTorch backend, the fast generation mode of each attention). Then the study's parity check:
-# every backend given the same weights and the same uniform noise must draw the **same bytes**
-# (DESIGN section 3, "Sampling from noise"). Each backend samples in a process of its own through
-# the command line (`replication sample --backend B`); a backend that cannot run here says why.
+# Here, from the trained models that ship with the repository (`trained/`, the quality profile's;
+# nothing is trained first): unconditional samples and completions of the lower half of test
+# images, through `replication.samples.make_samples` (the study's sample task, the fast generation
+# mode of each attention), by every backend present. Then the study's parity check: every backend
+# given the same weights and the same uniform noise must draw the **same bytes** (DESIGN section
+# 3, "Sampling from noise"). Each backend samples in a process of its own through the command line
+# (`replication sample --backend B`); a backend that cannot run here says why.
 #
-# - `smoke = True`: trains the `smoke` profile's tiny models here for a few steps (samples look
-#   like noise: the point is that the pipeline runs), then samples.
-# - `smoke = False`: a study's results folder: its sample grids, and the parity check on its
+# - `models = "shipped"`: the trained models in trained/ (where the repository has none, the smoke
+#   profile's tiny models are trained here for a few steps: their samples look like noise).
+# - `models = "results"`: a study's results folder: its sample grids, and the parity check on its
 #   checkpoints.
+# - `smoke = True` keeps the numbers of images small (CI).
 
 # %% tags=["parameters"]
-smoke = True  # True: tiny models trained here (CI); False: a study's checkpoints and samples
-results_dir = None  # smoke=False: a results folder; None = the newest finished run in results/index.json
+smoke = True  # True: a few images, one thread (CI); False: more images, all cores
+models = "shipped"  # "shipped": trained/; "results": a study's checkpoints and samples
+results_dir = None  # models="results": a results folder; None = the newest finished run in results/index.json
 out_dir = None  # where results are written; None: a temporary folder (smoke) or RESULTS_DIR/notebooks
-profile = "smoke"  # smoke=True: the profile whose [quality] settings are trained
+profile = "smoke"  # where no model ships: the profile whose [quality] settings are trained here
 threads = None  # CPU threads; None: 1 in smoke mode (steady on a shared machine), all cores otherwise
 images = 4  # unconditional samples per model
 completions = 2  # test images whose lower half is generated
+sample_backends = ["torch", "jax", "julia"]  # every backend that runs here draws the grids
 parity_backends = ["torch", "jax", "julia"]
 parity_images = 2  # images drawn by each backend from the same noise
 parity_modes = ["linear-recurrent", "softmax-cached"]  # add "softmax-uncached" for the slow mode (a forward per byte)
@@ -59,52 +63,87 @@ from IPython.display import Markdown, display
 from linattn import reference as ref
 from linattn.config import MODES
 from linattn.weights import load_checkpoint
-from replication import notebook, summary
+from replication import data, notebook, summary, trained
 from replication.profiles import load_profile, settings
 from replication.provenance import ROOT
 from replication.run import write_json
-from replication.samples import grid, make_samples
+from replication.samples import grid, make_samples, parity as backend_parity
 from replication.train import pick_dataset, train
 
-threads, out_dir, results_dir = notebook.setup("nb06", smoke, threads, out_dir, results_dir)
+threads, out_dir, results_dir = notebook.setup("nb06", models != "results", threads, out_dir, results_dir)
 
 # %% [markdown]
 # ## 6.1 Samples and completions
 
 # %%
-if smoke:
-    q = settings(load_profile(profile), "quality")
-    dataset = pick_dataset(q["dataset"])
-    checkpoints, files = {}, {}
-    for attention in ("linear", "softmax"):
-        checkpoints[attention] = out_dir / "checkpoints" / attention
-        train({**q, "kind": "train", "attention": attention, "dataset": dataset, "data_dir": None,
-               "checkpoint_dir": str(checkpoints[attention]), "threads": threads})
-        made = make_samples({"checkpoint": str(checkpoints[attention]), "out_dir": str(out_dir / "samples"), "images": images,
-                             "completions": completions, "dataset": dataset, "data_dir": None, "seed": seed})
-        files[attention] = made["files"]
-        print(f"{attention}: {made['n_images']} samples and {made['n_completions']} completions with {made['mode']}")
-    steps_trained = q["steps"]
+files, drawn, made_by = {}, {}, {}
+if models == "shipped":
+    shipped = trained.shipped()
+    checkpoints = {a: m["path"] for a, m in shipped.items()}
+    if shipped:
+        dataset = next(iter(shipped.values()))["dataset"]
+        record = next(iter(shipped.values()))["provenance"]
+        steps_trained = record["steps"]
+        label = f"shipped models ({record['profile']} profile)"
+    else:  # a copy without trained models: train the smoke profile's tiny ones here
+        q = settings(load_profile(profile), "quality")
+        q.pop("seeds", None)
+        dataset = pick_dataset(q["dataset"])
+        for attention in ("linear", "softmax"):
+            checkpoints[attention] = out_dir / "checkpoints" / attention
+            train({**q, "kind": "train", "attention": attention, "dataset": dataset, "data_dir": None,
+                   "checkpoint_dir": str(checkpoints[attention]), "threads": threads})
+        steps_trained, label = q["steps"], f"{profile} profile, trained here"
+    n_completions = completions if dataset == "synthetic" or data.available(dataset) else 0
+    if not n_completions:
+        print(f"{dataset} is not here: unconditional samples only (`replication data fetch --dataset {dataset}`)")
+    for attention, ckpt in checkpoints.items():
+        for backend in sample_backends:
+            try:
+                made = make_samples({"backend": backend, "checkpoint": str(ckpt), "out_dir": str(out_dir / "samples"),
+                                     "images": images, "completions": n_completions, "dataset": dataset,
+                                     "data_dir": None, "seed": seed, "threads": threads})
+            except Exception as e:  # noqa: BLE001 - a backend that cannot run here (Julia without Julia) says why
+                print(f"{attention} by {backend}: not run: {str(e).splitlines()[0]}")
+                continue
+            drawn.setdefault(attention, {})[backend] = made["arrays"]
+            files.setdefault(attention, made["files"])
+            made_by.setdefault(attention, backend)
+            print(f"{attention} by {backend}: {made['n_images']} samples and {made['n_completions']} completions "
+                  f"with {made['mode']}")
 else:
     s = summary.load_summary(results_dir)
     dataset = s["quality"]["dataset"]
     checkpoints = {a: results_dir / "checkpoints" / a for a in ("linear", "softmax")
                    if (results_dir / "checkpoints" / a / "weights.npz").is_file()}
-    files = {a: {k: str(results_dir / v) for k, v in r["files"].items()} for a, r in s["samples"].items() if r.get("status") == "ok"}
     for a, r in s["samples"].items():
-        if r.get("status") != "ok":
-            print(f"{a}: samples {r.get('status')}: {r.get('reason')}")
-    steps_trained = next((r.get("steps") for r in s["quality"]["runs"].values() if r.get("steps")), None)
+        for b, e in r.get("backends", {}).items():
+            if e.get("status") == "ok":
+                files.setdefault(a, {k: str(results_dir / v) for k, v in e["files"].items()})
+                made_by.setdefault(a, b)
+                drawn.setdefault(a, {})[b] = {k: str(results_dir / v) for k, v in e.get("arrays", {}).items()}
+            else:
+                print(f"{a} by {b}: samples {e.get('status')}: {e.get('reason')}")
+    runs = [r for rs in s["quality"]["runs"].values() for r in rs]
+    steps_trained = next((r.get("steps") for r in runs if r.get("steps")), None)
+    label = f"study {results_dir.name}"
+
+for attention, by in drawn.items():
+    for r in backend_parity(by):
+        print(f"{attention}: {r['backend']} vs {r['against']} ({r['kind']}): {r['equal_images']} of {r['images']} images "
+              f"equal, {r['equal_bytes']:.1%} of bytes")
 
 fig, axes = plt.subplots(2, max(1, len(files)), figsize=(5 * max(1, len(files)), 5.5), squeeze=False)
 for col, (attention, f) in enumerate(sorted(files.items())):
     for row, kind in enumerate(("unconditional", "completions")):
         ax = axes[row, col]
-        ax.imshow(plt.imread(f[kind]), cmap="gray", interpolation="nearest")
-        ax.set_title(f"{attention}: {kind}" + ("\n(rows: occluded, completed, original)" if kind == "completions" else ""),
-                     fontsize=9)
         ax.axis("off")
-fig.suptitle(f"{dataset}, after {steps_trained} training steps", fontsize=10)
+        if kind not in f:
+            continue
+        ax.imshow(plt.imread(f[kind]), cmap="gray", interpolation="nearest")
+        ax.set_title(f"{attention} ({made_by[attention]}): {kind}" + ("\n(rows: occluded, completed, original)" if kind == "completions" else ""),
+                     fontsize=9)
+fig.suptitle(f"{dataset}, {label}, after {steps_trained} training steps", fontsize=10)
 fig.tight_layout()
 fig.savefig(out_dir / "06_samples.png", metadata={"Software": None})
 
@@ -171,6 +210,7 @@ if shown:
     fig.savefig(out_dir / "06_parity.png", metadata={"Software": None})
 
 # %%
-write_json(out_dir / "06_samples.json", {"notebook": "06_samples", "smoke": smoke, "source": None if smoke else str(results_dir),
+write_json(out_dir / "06_samples.json", {"notebook": "06_samples", "smoke": smoke, "models": models,
+                                         "source": str(results_dir) if models == "results" else label,
                                          "dataset": dataset, "sample_files": files, "parity": parity})
 print("wrote", out_dir / "06_samples.json")

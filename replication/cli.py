@@ -52,18 +52,37 @@ def _backend(name, device):
 
 
 def cmd_eval(args):
+    """Bits/dim of --images (a .npy) or of a whole split of a verified --dataset under a checkpoint."""
     input_folder(args.checkpoint, "--checkpoint")
-    input_file(args.images, "--images")
+    if args.images is not None:
+        input_file(args.images, "--images")
     backend = _backend(args.backend, args.device)
     config, params = load_checkpoint(args.checkpoint)
-    data = _load_images(args.images, config)
+    if args.images is not None:
+        images = _load_images(args.images, config)
+    else:
+        images = _dataset_images(args.dataset, args.split, args.data_dir, config)
     model = backend.prepare(config, params, device=args.device)
-    bpd = backend.bits_per_dim(model, data, batch_size=args.batch_size)
+    bpd = backend.bits_per_dim(model, images, batch_size=args.batch_size)
+    what = f"--images {args.images}" if args.images is not None else f"--dataset {args.dataset} ({args.split})"
     if not np.isfinite(bpd):
-        raise UsageError(f"bits/dim came out {bpd} for --images {args.images}: the checkpoint's weights "
+        raise UsageError(f"bits/dim came out {bpd} for {what}: the checkpoint's weights "
                          "overflow on them; check how the checkpoint was trained")
-    print(json.dumps({"bits_per_dim": bpd, "n_images": len(data), "backend": args.backend,
+    print(json.dumps({"bits_per_dim": bpd, "n_images": len(images), "images": what, "backend": args.backend,
                       "checkpoint": str(args.checkpoint)}, allow_nan=False))
+
+
+def _dataset_images(name, split, data_dir, config):
+    """(N, T) bytes of a verified data set's split, refused in one line where it is not here or
+    its images do not fit the checkpoint."""
+    if not data.available(name, data_dir=data_dir):
+        raise UsageError(f"--dataset {name} is not here (verified); run `replication data fetch --dataset {name}`, "
+                         "or pass --data-dir")
+    images = data.load_dataset(name, split, data_dir=data_dir)
+    if tuple(images.shape[1:]) != tuple(config.image_shape):
+        raise UsageError(f"--dataset {name} has {'x'.join(map(str, images.shape[1:]))} images, but the checkpoint "
+                         f"models {'x'.join(map(str, config.image_shape))}; use a checkpoint of that shape")
+    return data.to_bytes(images)
 
 
 def cmd_sample(args):
@@ -98,7 +117,11 @@ def build_parser():
 
     s = sub.add_parser("eval", help="bits/dim of images under a checkpoint")
     s.add_argument("--checkpoint", required=True, help="folder with config.json and weights.npz")
-    s.add_argument("--images", required=True, help=".npy of uint8 images (N, height, width, channels)")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--images", help=".npy of uint8 images (N, height, width, channels)")
+    which.add_argument("--dataset", choices=sorted(data.SOURCES), help="a verified data set (see `replication data`)")
+    s.add_argument("--split", choices=list(data.SPLITS), default="test", help="with --dataset (default: test)")
+    s.add_argument("--data-dir", default=None, help="with --dataset: folder with the data set's files")
     s.add_argument("--batch-size", type=positive_int, default=32)
     common(s)
     s.set_defaults(func=cmd_eval)

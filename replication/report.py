@@ -52,7 +52,7 @@ def prepare_build(folder: Path, summary: dict) -> Path:
     build.chmod(0o755)  # mkdtemp makes it private; the kept report-build/ is readable as before
     shutil.copytree(TEMPLATE, build, ignore=shutil.ignore_patterns("build", "*.pdf"), dirs_exist_ok=True)
     for sample in summary.get("samples", {}).values():
-        for rel in (sample.get("files") or {}).values():
+        for rel in [v for e in sample.get("backends", {}).values() for v in (e.get("files") or {}).values()]:
             src = folder / rel
             if src.is_file():
                 (build / rel).parent.mkdir(parents=True, exist_ok=True)

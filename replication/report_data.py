@@ -79,8 +79,8 @@ def models_section(summary):
 
     for name, cfg in presets.items():
         add(f"{name.upper()} (speed)", cfg, cfg.get("source", ""))
-    runs = summary["quality"]["runs"]
-    trained = next((r["config"] for r in runs.values() if r.get("config")), None)
+    runs = [r for rs in summary["quality"]["runs"].values() for r in rs]
+    trained = next((r["config"] for r in runs if r.get("config")), None)
     if trained is None:
         q = {h["name"]: h["value"] for h in summary["hyperparameters"] if h["section"] == "quality"}
         trained = {k.removeprefix("model."): v for k, v in q.items() if k.removeprefix("model.") in ModelConfig.__dataclass_fields__}

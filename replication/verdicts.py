@@ -27,6 +27,7 @@ CONVERGED_DROP = 0.01  # C3: validation bits/dim falling more than 1% over the l
 LAST_FRACTION = 0.2  # C3: "the last fifth of training"
 MIN_EVALUATIONS = 4  # C3: validation points needed to judge convergence
 REGIME_FACTOR = 2.0  # C3 (MNIST): bits/dim above 2x the paper's is far from the paper's regime
+MIN_SEEDS = 2  # C3: seeds per attention needed to set a gap against the spread between seeds
 MIN_LENGTHS = 4  # C4: lengths needed for an exponent
 MIN_SPAN = 8.0  # C4: largest / smallest length needed for an exponent
 EXPONENT_TOLERANCE = 0.35  # C4: an exponent within this of the paper's is replicated
@@ -62,10 +63,12 @@ RULES = [
      "reason": "The paper compares models after 250 epochs (MNIST) or 7 days (CIFAR-10). Two models still learning "
      "fast can be equal or far apart by chance of where training stopped."},
     {"claims": "C3", "rule": f"On MNIST, models above {REGIME_FACTOR:g}x the paper's bits/dim are far from the paper's "
-     f"regime (inconclusive); synthetic images are never judged. The gap linear - softmax is replicated within "
-     f"{GAP_TOLERANCE:g} bits/dim of the paper's.",
+     f"regime (inconclusive); synthetic images are never judged. The gap linear - softmax (of the means over seeds) "
+     f"is replicated within {GAP_TOLERANCE:g} bits/dim of the paper's. It needs at least {MIN_SEEDS} seeds per attention, "
+     f"and twice its standard error over seeds must not exceed {GAP_TOLERANCE:g}; otherwise it is inconclusive.",
      "reason": "The paper's gap (0.023 bits/dim on MNIST) is a property of well-trained models; other data sets "
-     "(Fashion-MNIST, labelled) have no paper number, so only the gap is judged there."},
+     "(Fashion-MNIST, labelled) have no paper number, so only the gap is judged there. One run per attention "
+     "cannot tell a gap from the difference two seeds of the same attention make."},
     {"claims": "C4", "rule": f"An exponent needs at least {MIN_LENGTHS} uncontended lengths spanning at least "
      f"{MIN_SPAN:g}x; it is replicated within {EXPONENT_TOLERANCE:g} of the paper's (2 for softmax, 1 for linear). "
      f"Lengths are limited by a memory budget of {PAPER_GPU_MEMORY_BYTES / 1e9:g} GB, the paper's GPU, or less where "
@@ -123,22 +126,37 @@ def convergence(curve) -> tuple[bool, str]:
 
 def quality(runs: dict, dataset: str, paper: dict) -> tuple[str, str]:
     """(verdict, evidence) of the bits/dim gap linear - softmax between the runs `runs[attention]`
-    (each with curve and test_bits_per_dim) on `dataset`; `paper` holds the paper's MNIST numbers."""
+    (a list, one per seed, each with curve and test_bits_per_dim) on `dataset`; `paper` holds the
+    paper's MNIST numbers. The gap is that of the means over seeds; its standard error must be
+    small against the tolerance for any verdict but inconclusive."""
     if dataset == "synthetic":
         return inconclusive("synthetic images (no real data set was available), not judged"), "synthetic"
-    notes = []
+    notes, means, spread = [], {}, 0.0
     for attention in ("linear", "softmax"):
-        trained, why = convergence(runs[attention]["curve"])
-        if not trained:
-            return inconclusive(f"{attention} {why}"), why
+        rs = runs[attention]
+        for r in rs:
+            trained, why = convergence(r["curve"])
+            if not trained:
+                return inconclusive(f"{attention} (seed {r.get('seed', 0)}) {why}"), why
+            bpd = r["test_bits_per_dim"]
+            if not (bpd is not None and math.isfinite(bpd)):
+                return inconclusive(f"{attention} (seed {r.get('seed', 0)}) test bits/dim is not a number"), "not finite"
         notes.append(f"{attention}: {why}")
-        bpd = runs[attention]["test_bits_per_dim"]
-        if not (bpd is not None and math.isfinite(bpd)):
-            return inconclusive(f"{attention} test bits/dim is not a number"), "not finite"
-        if dataset == "mnist" and bpd > REGIME_FACTOR * paper[attention]:
-            return inconclusive(f"{attention} at {bpd:.2f} bits/dim is far from the paper's {paper[attention]} "
-                                f"(more than {REGIME_FACTOR:g}x)"), "far from the paper's regime"
-    gap = runs["linear"]["test_bits_per_dim"] - runs["softmax"]["test_bits_per_dim"]
+        v = [r["test_bits_per_dim"] for r in rs]
+        means[attention] = sum(v) / len(v)
+        if len(v) < MIN_SEEDS:
+            return inconclusive(f"{len(v)} seed(s) of {attention}, fewer than {MIN_SEEDS}: the spread between seeds "
+                                "is unknown"), "; ".join(notes)
+        var = sum((x - means[attention]) ** 2 for x in v) / (len(v) - 1)
+        spread += var / len(v)
+        if dataset == "mnist" and means[attention] > REGIME_FACTOR * paper[attention]:
+            return inconclusive(f"{attention} at {means[attention]:.2f} bits/dim is far from the paper's "
+                                f"{paper[attention]} (more than {REGIME_FACTOR:g}x)"), "far from the paper's regime"
+    gap = means["linear"] - means["softmax"]
+    se = math.sqrt(spread)
+    if 2 * se > GAP_TOLERANCE:
+        return inconclusive(f"the gap {gap:+.3f} has a standard error of {se:.3f} over seeds: twice that is wider "
+                            f"than the tolerance {GAP_TOLERANCE:g}"), "; ".join(notes)
     gap_paper = paper["linear"] - paper["softmax"]
     label = "" if dataset == "mnist" else f" (on {dataset}, not the paper's data)"
     if abs(gap - gap_paper) <= GAP_TOLERANCE:

@@ -65,7 +65,7 @@ def test_summary_answers_every_claim(study):
     assert [c["id"] for c in summary["claims"]] == ["C1", "C2", "C3", "C4", "C5"]
     c3 = summary["claims"][2]
     assert c3["status"] == "measured" and c3["rows"][0]["ours"] is not None
-    curve = summary["quality"]["runs"]["linear"]["curve"]
+    curve = summary["quality"]["runs"]["linear"][0]["curve"]
     assert [p["step"] for p in curve] == [1, 2]
     assert summary["throughput"] and all(r["status"] == "ok" for r in summary["throughput"])
     index = load(study.parent, "index.json")

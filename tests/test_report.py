@@ -127,9 +127,12 @@ def test_a_missing_backend_is_reported_with_its_recorded_reason(built):
 def without_training(summary):
     """The summary of a run whose C3 training failed (claims recomputed by the quality claim's rule)."""
     for attention in ("linear", "softmax"):
-        summary["quality"]["runs"][attention] = {"backend": "torch", "status": "failed", "reason": "worker exited with 1: boom",
-                                                 "dataset": summary["quality"]["dataset"]}
-        summary["samples"][attention] = {"backend": None, "status": "failed", "reason": "no checkpoint"}
+        summary["quality"]["runs"][attention] = [{"backend": "torch", "status": "failed", "seed": 0,
+                                                  "reason": "worker exited with 1: boom", "dataset": summary["quality"]["dataset"]}]
+        summary["quality"]["aggregate"][attention] = quality.aggregate(summary["quality"]["runs"][attention])
+        summary["samples"][attention] = {"backends": {"torch": {"backend": "torch", "status": "failed", "reason": "no checkpoint"}},
+                                         "parity": []}
+    summary["quality"]["equal_time"] = None
     summary["claims"] = [quality.judge(load_paper(), summary)[0] if c["id"] == "C3" else c for c in summary["claims"]]
 
 

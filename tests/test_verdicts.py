@@ -49,9 +49,11 @@ def curve(values, every=50):
 MNIST = {"linear": 0.644, "softmax": 0.621}
 
 
-def runs(linear, softmax, lin_bpd, soft_bpd):
-    return {"linear": {"curve": linear, "test_bits_per_dim": lin_bpd},
-            "softmax": {"curve": softmax, "test_bits_per_dim": soft_bpd}}
+def runs(linear, softmax, lin_bpd, soft_bpd, spread=0.0, seeds=3):
+    """Runs of both attentions over `seeds` seeds whose test bits/dim spread +-spread around the given means."""
+    offsets = [spread * (i - (seeds - 1) / 2) for i in range(seeds)] if seeds > 1 else [0.0]
+    return {"linear": [{"seed": i, "curve": linear, "test_bits_per_dim": lin_bpd + o} for i, o in enumerate(offsets)],
+            "softmax": [{"seed": i, "curve": softmax, "test_bits_per_dim": soft_bpd + o} for i, o in enumerate(offsets)]}
 
 
 def test_models_still_learning_are_undertrained():
@@ -77,6 +79,28 @@ def test_converged_models_in_the_papers_regime_are_judged():
     assert verdicts.quality(runs(flat, flat, 0.95, 0.68), "mnist", MNIST)[0] == "not replicated"
     other = verdicts.quality(runs(flat, flat, 2.95, 2.94), "fashion-mnist", MNIST)[0]
     assert other == "replicated (on fashion-mnist, not the paper's data)"
+
+
+def test_one_seed_cannot_set_a_gap_against_the_spread():
+    flat = curve([1.0, 0.8, 0.70, 0.70, 0.70])
+    v, _ = verdicts.quality(runs(flat, flat, 0.70, 0.68, seeds=1), "mnist", MNIST)
+    assert v.startswith("inconclusive") and "spread between seeds" in v
+
+
+def test_a_gap_inside_the_spread_between_seeds_is_inconclusive():
+    flat = curve([1.0, 0.8, 0.70, 0.70, 0.70])
+    wide = verdicts.quality(runs(flat, flat, 0.70, 0.68, spread=0.2), "mnist", MNIST)[0]
+    assert wide.startswith("inconclusive") and "standard error" in wide
+    narrow = verdicts.quality(runs(flat, flat, 0.70, 0.68, spread=0.01), "mnist", MNIST)[0]
+    assert narrow == "replicated"
+
+
+def test_every_seed_must_be_trained():
+    flat, still = curve([1.0, 0.8, 0.70, 0.70, 0.70]), curve([5.0, 4.6, 4.5, 4.41])
+    r = runs(flat, flat, 0.70, 0.68)
+    r["softmax"][2]["curve"] = still
+    v, _ = verdicts.quality(r, "mnist", MNIST)
+    assert v.startswith("inconclusive") and "softmax (seed 2)" in v and "undertrained" in v
 
 
 def test_synthetic_images_are_never_judged():

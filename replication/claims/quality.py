@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import estimates, profiles, roofline, samples, train, verdicts
+from .. import data, estimates, profiles, roofline, samples, train, trained, verdicts
 from ..data import dataset_checksum
 from ..datasets.sequences import VALID_FRACTION
 from ..datasets.sources import SOURCES
@@ -21,29 +21,59 @@ TASKS = {"train": train.train, "samples": samples.make_samples}  # what a worker
 RUN_FIELDS = ("steps", "wall_seconds", "seconds_per_step", "curve", "test_bits_per_dim", "n_test_images", "config")
 
 
+def run_name(attention: str, seed: int) -> str:
+    """The name of one training run (its experiment id and checkpoint folder): seed 0 keeps the
+    attention's name alone, as before seeds were repeated."""
+    return attention if seed == 0 else f"{attention}-seed{seed}"
+
+
 # --- plan and estimate ------------------------------------------------------------------------------
 
 def plan(ctx: Context):
-    """Train both models, then draw samples from each; recorded as not run (with the reason and the
-    fix) when the study could get no data set."""
+    """Train both models once per seed, then draw samples with every backend present (same noise,
+    same prefixes) from the models the profile names: the shipped trained ones (trained/), or this
+    run's seed-0 models. Recorded as not run (with the reason and the fix) when the study could get
+    no data set, or no model to sample."""
     q = profiles.settings(ctx.profile, "quality")
     if q["backend"] not in ctx.backends:
         return [], {}
+    seeds = q.pop("seeds", [0])
     dataset = ctx.data.get("dataset")
     no_data = None if dataset else f"{ctx.data['reason']}; {ctx.data['fix']}"
     out = []
     for attention in ATTENTIONS:
-        task = {**q, "kind": "train", "attention": attention, "dataset": dataset, "data_dir": ctx.data_dir,
-                "checkpoint_dir": str(ctx.folder / "checkpoints" / attention), "threads": ctx.threads,
-                "device": ctx.device}
-        out.append(Experiment(f"C3-{attention}", "C3", "train", _unless(no_data, task), estimate(task, ctx.machine)))
-    s = ctx.profile["samples"]
+        for seed in seeds:
+            name = run_name(attention, seed)
+            task = {**q, "kind": "train", "attention": attention, "seed": seed, "dataset": dataset,
+                    "data_dir": ctx.data_dir, "checkpoint_dir": str(ctx.folder / "checkpoints" / name),
+                    "threads": ctx.threads, "device": ctx.device}
+            out.append(Experiment(f"C3-{name}", "C3", "train", _unless(no_data, task), estimate(task, ctx.machine)))
+    return out + _sample_plan(ctx, q, dataset, no_data), {}
+
+
+def _sample_plan(ctx, q, dataset, no_data):
+    s = profiles.settings(ctx.profile, "samples")
+    source = s.get("models", "trained")
+    if source == "shipped":
+        models = trained.shipped()
+        why = None if models else f"no trained model ships in {trained.TRAINED}; train one (README, 'Trained models')"
+        found = {a: (str(m["path"]), m["dataset"], m["provenance"]["config"]) for a, m in models.items()}
+    else:
+        why = no_data
+        found = {a: (str(ctx.folder / "checkpoints" / a), dataset, {**q["model"], "attention": a}) for a in ATTENTIONS}
+    out = []
     for attention in ATTENTIONS:
-        task = dict(kind="samples", attention=attention, checkpoint=str(ctx.folder / "checkpoints" / attention),
-                    out_dir=str(ctx.folder / "samples"), images=s["images"], completions=s["completions"], dataset=dataset,
-                    data_dir=ctx.data_dir, model=q["model"])
-        out.append(Experiment(f"S-{attention}", "C3", "samples", _unless(no_data, task), estimate(task, ctx.machine)))
-    return out, {}
+        checkpoint, data_name, config = found.get(attention, (None, None, {**q["model"], "attention": attention}))
+        completions = s["completions"] if data_name and (data_name == "synthetic" or data.available(
+            data_name, data_dir=ctx.data_dir)) else 0
+        for backend in ctx.backends:
+            task = dict(kind="samples", backend=backend, attention=attention, checkpoint=checkpoint, source=source,
+                        out_dir=str(ctx.folder / "samples"), images=s["images"], completions=completions,
+                        dataset=data_name, data_dir=ctx.data_dir, model=config, threads=ctx.threads)
+            missing = why or (None if checkpoint else f"no {attention} model to sample")
+            out.append(Experiment(f"S-{attention}-{backend}", "C3", "samples", _unless(missing, task),
+                                  estimate(task, ctx.machine)))
+    return out
 
 
 def _unless(no_data, task):
@@ -52,7 +82,8 @@ def _unless(no_data, task):
 
 def estimate(task, machine) -> dict:
     if task["kind"] == "samples":
-        config = train.model_config({"model": task["model"], "attention": "linear"})
+        config = train.model_config({"model": {k: v for k, v in task["model"].items() if k not in ("attention", "head")},
+                                     "attention": "linear"})
         r = roofline.roofline_seconds_per_image(config, "linear-recurrent", task["images"], machine)
         n = task["images"] + task["completions"]
         return estimates.estimate(estimates.OVERHEAD * 20 * r["roofline_seconds_per_image"] * n,
@@ -75,15 +106,99 @@ def estimate(task, machine) -> dict:
 # --- summarise and judge ---------------------------------------------------------------------------
 
 def summarise(summary, outcomes, folder):
-    runs = {o.task["attention"]: {**o.row(), "dataset": o.task["dataset"],
-                                  **({k: o.result[k] for k in RUN_FIELDS} if o.ok else {})}
-            for o in select(outcomes, kind="train")}
-    dataset = next((r["dataset"] for r in runs.values()), None)
-    data_dir = next((o.task.get("data_dir") for o in select(outcomes, kind="train")), None)
-    summary["quality"] = {"dataset": dataset, "dataset_checksum": _checksum(dataset, data_dir), "runs": runs}
-    summary["samples"] = {o.task["attention"]: {**o.row(), **({"files": {k: relative(folder, v) for k, v in
-                                                                         o.result["files"].items()}} if o.ok else {})}
-                          for o in select(outcomes, kind="samples")}
+    folder = Path(folder)
+    runs = {a: [] for a in ATTENTIONS}
+    for o in select(outcomes, kind="train"):
+        runs[o.task["attention"]].append({**o.row(), "seed": o.task.get("seed", 0), "dataset": o.task["dataset"],
+                                          **({k: o.result[k] for k in RUN_FIELDS} if o.ok else {})})
+    for a in runs:
+        runs[a].sort(key=lambda r: r["seed"])
+    train_tasks = [o.task for o in select(outcomes, kind="train")]
+    dataset = next((t["dataset"] for t in train_tasks), None)
+    data_dir = next((t.get("data_dir") for t in train_tasks), None)
+    summary["quality"] = quality_summary(runs, dataset, _checksum(dataset, data_dir))
+    drawn = {}
+    for o in select(outcomes, kind="samples"):
+        entry = {**o.row(), "backend": o.task.get("backend", "torch"), "source": o.task.get("source", "trained"),
+                 "dataset": o.task.get("dataset"), "checkpoint": o.task.get("checkpoint")}
+        if o.ok:
+            entry["files"] = {k: relative(folder, v) for k, v in o.result["files"].items()}
+            entry["arrays"] = {k: relative(folder, v) for k, v in o.result.get("arrays", {}).items()}
+            entry["mode"] = o.result.get("mode")
+        drawn.setdefault(o.task["attention"], {})[entry["backend"]] = entry
+    summary["samples"] = {a: {"backends": by, "parity": samples.parity(
+        {b: {k: folder / v for k, v in e.get("arrays", {}).items()} for b, e in by.items() if e.get("status") == "ok"})}
+        for a, by in drawn.items()}
+
+
+def quality_summary(runs: dict, dataset, checksum=None) -> dict:
+    """summary["quality"] from the training runs {attention: [one per seed]}: the runs, the means
+    over seeds, the equal-time reading and the shipped models (what `judge` and the report read)."""
+    return {"dataset": dataset, "dataset_checksum": checksum, "runs": runs,
+            "seeds": sorted({r.get("seed", 0) for rs in runs.values() for r in rs}),
+            "aggregate": {a: aggregate(rs) for a, rs in runs.items()}, "equal_time": equal_time(runs),
+            "shipped": shipped_section_data()}
+
+
+def aggregate(rows) -> dict:
+    """Test bits/dim over the seeds that finished: n, mean and sample standard deviation (None
+    under two seeds)."""
+    v = [r["test_bits_per_dim"] for r in rows if r.get("status") == "ok" and r.get("test_bits_per_dim") is not None]
+    if not v:
+        return {"n": 0, "mean": None, "sd": None}
+    mean = sum(v) / len(v)
+    sd = (sum((x - mean) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else None
+    return {"n": len(v), "mean": mean, "sd": sd}
+
+
+def equal_time(runs, seconds_per_step=None) -> dict | None:
+    """The paper's other reading of C3 (its CIFAR-10 comparison): both attentions given the same
+    training time. The budget is the time the faster attention (fewer seconds per step, the median
+    over its seeds unless `seconds_per_step` gives them) takes for its whole step budget S; the
+    slower one completes k = S * s_fast / s_slow steps in it. Compared: validation bits/dim, the
+    faster's at step S, the slower's at step k (linear between its validation points), per seed."""
+    ok = {a: [r for r in runs.get(a, []) if r.get("status") == "ok" and r.get("curve")] for a in ATTENTIONS}
+    if not all(ok.values()):
+        return None
+    sps = seconds_per_step or {a: _median([r["seconds_per_step"] for r in rs]) for a, rs in ok.items()}
+    fast = min(ATTENTIONS, key=lambda a: sps[a])
+    slow = next(a for a in ATTENTIONS if a != fast)
+    S = min(r["steps"] for r in ok[fast])
+    budget = S * sps[fast]
+    k = budget / sps[slow]
+    valid = {fast: [_valid_at(r["curve"], S) for r in ok[fast]], slow: [_valid_at(r["curve"], k) for r in ok[slow]]}
+    pairs = [(lv, sv) for lv, sv in zip(valid["linear"], valid["softmax"]) if lv is not None and sv is not None]
+    gaps = [lv - sv for lv, sv in pairs]
+    contended = any((r.get("contention") or {}).get("contended") for rs in ok.values() for r in rs)
+    return {"faster": fast, "seconds_per_step": sps, "budget_seconds": budget, "steps": {fast: S, slow: k},
+            "valid_bits_per_dim": valid, "gaps": gaps, "gap": aggregate([{"status": "ok", "test_bits_per_dim": g}
+                                                                        for g in gaps]),
+            "contended": contended}
+
+
+def _median(v):
+    v = sorted(v)
+    return (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2
+
+
+def _valid_at(curve, step):
+    """Validation bits/dim at `step`, linear between the evaluations around it; None before the first."""
+    pts = [(p["step"], p["valid_bits_per_dim"]) for p in curve if p.get("valid_bits_per_dim") is not None]
+    if not pts or step < pts[0][0]:
+        return None
+    for (s0, v0), (s1, v1) in zip(pts, pts[1:]):
+        if s0 <= step <= s1:
+            return v0 + (v1 - v0) * (step - s0) / (s1 - s0)
+    return pts[-1][1]
+
+
+def shipped_section_data() -> dict:
+    """The shipped trained models' records (trained/*/*/provenance.json), for the report."""
+    return {a: {"dataset": m["dataset"], "path": relative(trained.ROOT, m["path"]),
+                **{k: m["provenance"].get(k) for k in ("profile", "command", "steps", "test_bits_per_dim",
+                                                         "n_test_images", "seconds_per_step", "curve", "config",
+                                                         "dataset_checksum", "shipped", "training", "provenance")}}
+            for a, m in trained.shipped().items()}
 
 
 def _checksum(dataset, data_dir):
@@ -97,45 +212,77 @@ def _checksum(dataset, data_dir):
 
 def judge(paper, s) -> list[dict]:
     c, claim = paper["C3"], claim_header(paper, "C3")
-    runs = s["quality"]["runs"]
-    if not all(runs.get(a, {}).get("status") == "ok" for a in ATTENTIONS):
-        failed = {}
-        for a in runs:
-            if runs[a].get("status") != "ok":
-                failed.setdefault(str(runs[a].get("reason")), []).append(a)
+    q = s["quality"]
+    runs = q["runs"]
+    failed = {}
+    for a in ATTENTIONS:
+        for r in runs.get(a, []) or [{"status": "not run", "reason": "training not run"}]:
+            if r.get("status") != "ok":
+                failed.setdefault(str(r.get("reason")), []).append(run_name(a, r.get("seed", 0)))
+    if failed:
         reasons = "; ".join(f"{' and '.join(names)}: {why}" for why, names in failed.items())
         return [not_run(claim, reasons or "training not run")]
     p = c["bits_per_dim"]["mnist"]
     gap_paper = p["linear"] - p["softmax"]
-    lin, soft = runs["linear"]["test_bits_per_dim"], runs["softmax"]["test_bits_per_dim"]
-    gap = lin - soft
-    d = s["quality"]["dataset"]
+    agg = q["aggregate"]
+    lin, soft = agg["linear"], agg["softmax"]
+    gap = lin["mean"] - soft["mean"]
+    d = q["dataset"]
     verdict, evidence = verdicts.quality(runs, d, p)
-    steps = runs["linear"]["steps"]
-    return [{**claim, "status": "measured", "evidence": evidence, "rows": [
-        row(f"bits/dim linear - softmax, same {steps} steps ({d}; paper: MNIST, 250 epochs)",
-            gap_paper, gap, verdict, paper_text=f"{gap_paper:+.3f}", ours_text=f"{gap:+.3f}"),
-        row(f"linear test bits/dim ({d})", p["linear"], lin, "context"),
-        row(f"softmax test bits/dim ({d})", p["softmax"], soft, "context"),
+    steps = runs["linear"][0]["steps"]
+    n = min(lin["n"], soft["n"])
+    seeds = f"mean of {n} seeds" if n > 1 else "one seed"
+    rows = [
+        row(f"bits/dim linear - softmax, same {steps} steps ({d}, {seeds}; paper: MNIST, 250 epochs)",
+            gap_paper, gap, verdict, paper_text=f"{gap_paper:+.3f}", ours_text=_pm(gap, _gap_sd(lin, soft))),
+        row(f"linear test bits/dim ({d})", p["linear"], lin["mean"], "context", ours_text=_pm(lin["mean"], lin["sd"])),
+        row(f"softmax test bits/dim ({d})", p["softmax"], soft["mean"], "context", ours_text=_pm(soft["mean"], soft["sd"])),
         row("training seconds per step, linear / softmax", None,
-            runs["linear"]["seconds_per_step"] / runs["softmax"]["seconds_per_step"], "context", "x"),
-    ]}]
+            _median([r["seconds_per_step"] for r in runs["linear"]]) / _median([r["seconds_per_step"] for r in runs["softmax"]]),
+            "context", "x"),
+    ]
+    et = q.get("equal_time")
+    if et and et["gaps"]:
+        slow = next(a for a in ATTENTIONS if a != et["faster"])
+        rows.append(row(f"validation bits/dim linear - softmax, same training time ({et['faster']} {et['steps'][et['faster']]:,} "
+                        f"steps, {slow} {et['steps'][slow]:,.0f})" + (" (timings contended)" if et["contended"] else ""),
+                        None, et["gap"]["mean"], "context", ours_text=_pm(et["gap"]["mean"], et["gap"]["sd"])))
+    return [{**claim, "status": "measured", "evidence": evidence, "rows": rows}]
+
+
+def _gap_sd(lin, soft):
+    """The standard error of the difference of two means (None under two seeds each)."""
+    if lin["sd"] is None or soft["sd"] is None:
+        return None
+    return (lin["sd"] ** 2 / lin["n"] + soft["sd"] ** 2 / soft["n"]) ** 0.5
+
+
+def _pm(x, sd):
+    return f"{x:+.3f}" if sd is None else f"{x:+.3f} ± {sd:.3f}"
 
 
 # --- the report: tables, figures, prose -------------------------------------------------------------
 
 def report(summary, paper, folder, figures_dir) -> dict:
-    return {"sections": {"data": data_section(summary), "quality": quality_section(summary, paper, Path(folder))},
+    return {"sections": {"data": data_section(summary), "quality": quality_section(summary, paper, Path(folder)),
+                         "trained": trained_section(summary)},
             "figures": figures(summary, paper, figures_dir),
             "prose": {"quality": quality_prose(summary, paper_numbers(paper)["values"])}}
 
 
 def figures(summary, paper, out_dir) -> dict:
-    return {"curves": curves_figure(summary, out_dir)}
+    return {"curves": curves_figure(summary["quality"]["runs"], out_dir, "curves.svg"),
+            "trained_curves": curves_figure({a: [{**m, "status": "ok", "seed": 0}] for a, m in
+                                             summary["quality"].get("shipped", {}).items() if m.get("curve")},
+                                            out_dir, "trained-curves.svg")}
 
 
 def _c3(summary):
     return next((c for c in summary["claims"] if c["id"] == "C3"), {})
+
+
+def _ok_runs(summary):
+    return [r for rs in summary["quality"]["runs"].values() for r in rs if r.get("status") == "ok"]
 
 
 def data_section(summary):
@@ -146,7 +293,7 @@ def data_section(summary):
     if name is None:
         out["text"] = "C3 not run: no dataset was used (" + (_c3(summary).get("note") or "training not run") + ")."
         return out
-    runs = [r for r in q["runs"].values() if r.get("status") == "ok"]
+    runs = _ok_runs(summary)
     steps = max((r.get("steps") or 0 for r in runs), default=0)
     seen = steps * hp.get("batch_size", 0)
     if name == "synthetic":
@@ -164,6 +311,7 @@ def data_section(summary):
         ["data set", name], ["dataset checksum (sha256 of the verified data)", q.get("dataset_checksum") or DASH],
         ["training steps × batch size (images seen per model)",
          f"{steps:,} × {hp.get('batch_size', DASH)} = {seen:,}" if steps else "not trained in this run"],
+        ["seeds per attention", ", ".join(map(str, q.get("seeds", []))) or DASH],
         ["validation images per evaluation", value(hp.get("eval_images", DASH))],
         ["test images for the final bits/dim", ", ".join(sorted({str(r.get("n_test_images")) for r in runs})) or DASH],
     ])
@@ -176,70 +324,135 @@ def quality_section(summary, paper, folder: Path):
     bpd = paper["C3"]["bits_per_dim"]
     rows = []
     for attention in ATTENTIONS:
-        r = q["runs"].get(attention)
-        if r is None:
-            rows.append([attention, "not run", DASH, DASH, DASH, DASH, fmt(bpd["mnist"][attention])])
-        elif r.get("status") != "ok":
-            status = "" if r.get("status") == "not run" else f" {r.get('status')}"
-            rows.append([attention, f"not run:{status} ({r.get('reason')})", DASH, DASH, DASH, DASH,
+        for r in q["runs"].get(attention) or [{"status": "not run", "reason": "not planned", "seed": 0}]:
+            who = f"{attention}, seed {r.get('seed', 0)}"
+            if r.get("status") != "ok":
+                status = "" if r.get("status") == "not run" else f" {r.get('status')}"
+                rows.append([who, f"not run:{status} ({r.get('reason')})", DASH, DASH, DASH, DASH, fmt(bpd["mnist"][attention])])
+            else:
+                rows.append([who, r["dataset"], f"{r['steps']:,}", f"{r['test_bits_per_dim']:.3f}",
+                             fmt(r["seconds_per_step"], " s"), seconds(r["wall_seconds"]), fmt(bpd["mnist"][attention])])
+        a = q.get("aggregate", {}).get(attention, {})
+        if a.get("n", 0) > 1:
+            rows.append([f"{attention}, mean ± sd", f"{a['n']} seeds", DASH, _pm(a["mean"], a["sd"]).lstrip("+"), DASH, DASH,
                          fmt(bpd["mnist"][attention])])
-        else:
-            rows.append([attention, r["dataset"], f"{r['steps']:,}", f"{r['test_bits_per_dim']:.3f}",
-                         fmt(r["seconds_per_step"], " s"), seconds(r["wall_seconds"]), fmt(bpd["mnist"][attention])])
-    grids = {}
-    for attention, s in summary["samples"].items():
-        files = s.get("files") or {}
-        grids[attention] = {"status": s.get("status"), "reason": s.get("reason"),
-                            "files": {k: v for k, v in files.items() if (folder / v).is_file()}}
-    return {"table": table(["attention", "data", "steps", "test bits/dim", "s/step", "training time", "paper (MNIST)"], rows),
+    return {"table": table(["run", "data", "steps", "test bits/dim", "s/step", "training time", "paper (MNIST)"], rows),
             "missing": c3.get("status") != "measured",
             "missing_text": "C3 not run: " + (c3.get("note") or "training not run") + ".",
-            "samples": grids}
+            "equal_time": equal_time_table(q.get("equal_time")),
+            "samples": samples_section(summary, folder)}
 
 
-def curves_figure(summary, out_dir):
-    """Validation (and training) bits/dim vs training step and vs wall-clock seconds."""
-    runs = {a: r for a, r in summary["quality"]["runs"].items() if r.get("status") == "ok" and r.get("curve")}
+def equal_time_table(et):
+    if not et:
+        return None
+    slow = next(a for a in ATTENTIONS if a != et["faster"])
+    rows = []
+    for a in (et["faster"], slow):
+        v = [x for x in et["valid_bits_per_dim"][a] if x is not None]
+        agg = aggregate([{"status": "ok", "test_bits_per_dim": x} for x in v])
+        rows.append([a, fmt(et["seconds_per_step"][a], " s"), f"{et['steps'][a]:,.0f}",
+                     _pm(agg["mean"], agg["sd"]).lstrip("+") if agg["n"] else "before its first validation point"])
+    note = (f"Budget: {seconds(et['budget_seconds'])} of training, the time {et['faster']} takes for its whole step budget. "
+            + ("Some training timings were taken while other processes used the cores." if et["contended"] else ""))
+    return table(["attention", "s/step", "steps in the budget", "validation bits/dim (mean ± sd over seeds)"], rows, note=note)
+
+
+def samples_section(summary, folder: Path):
+    """Per attention: the grids of the first backend that drew them, every backend's status, and
+    the parity of the other backends' images with that first one."""
+    out = {}
+    for attention, s in summary["samples"].items():
+        by = s.get("backends", {})
+        ok = [b for b, e in by.items() if e.get("status") == "ok"]
+        first = by[ok[0]] if ok else {}
+        files = {k: v for k, v in (first.get("files") or {}).items() if (folder / v).is_file()}
+        rows = [[p["backend"], p["against"], p["kind"], f"{p['equal_images']} of {p['images']}", f"{p['equal_bytes']:.1%}"]
+                for p in s.get("parity", [])]
+        rows += [[b, DASH, f"{e.get('status')}: {e.get('reason')}", DASH, DASH] for b, e in by.items() if e.get("status") != "ok"]
+        out[attention] = {"status": "ok" if files else "not run", "files": files, "backend": ok[0] if ok else None,
+                          "source": first.get("source"), "dataset": first.get("dataset"),
+                          "reason": "; ".join(f"{b}: {e.get('reason')}" for b, e in by.items() if e.get("status") != "ok")
+                          or "no model to sample",
+                          "parity": table(["backend", "against", "images", "equal images", "equal bytes"], rows) if rows else None}
+    return out
+
+
+def trained_section(summary):
+    """The shipped trained models: what they are, how they were made, what they reach."""
+    m = summary["quality"].get("shipped") or {}
+    if not m:
+        return {"missing": True, "text": "No trained model ships with this copy of the repository (trained/ is empty)."}
+    rows = []
+    for a in ATTENTIONS:
+        if a in m:
+            r = m[a]
+            cfg = r.get("config") or {}
+            rows.append([a, r["dataset"], r.get("profile") or DASH, f"{r.get('steps') or 0:,}",
+                         f"L={cfg.get('n_layers')}, H={cfg.get('n_heads')}, d={cfg.get('d_model')}",
+                         fmt(r.get("test_bits_per_dim")), f"{r.get('n_test_images') or 0:,}",
+                         ((r.get("provenance") or {}).get("commit") or DASH)[:10], r.get("shipped") or DASH])
+    return {"missing": False, "table": table(["model", "data", "profile", "steps", "size", "test bits/dim", "test images",
+                                              "commit", "shipped"], rows),
+            "command": next((r.get("command") for r in m.values() if r.get("command")), "")}
+
+
+def curves_figure(runs_by_attention, out_dir, name):
+    """Validation (and training) bits/dim vs training step and vs wall-clock seconds, one line per seed."""
+    runs = {a: [r for r in rs if r.get("status") == "ok" and r.get("curve")] for a, rs in runs_by_attention.items()}
+    runs = {a: rs for a, rs in runs.items() if rs}
     if not runs:
         return None
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 2.6))
-    for attention, run in sorted(runs.items()):
+    for attention, rs in sorted(runs.items()):
         color = ATTENTION_COLORS.get(attention, "0.3")
-        steps = [p["step"] for p in run["curve"]]
-        wall = [p["wall_seconds"] for p in run["curve"]]
-        for ax, xs in zip(axes, (steps, wall)):
-            ax.plot(xs, [p["valid_bits_per_dim"] for p in run["curve"]], "-o", color=color, label=f"{attention}, validation")
-            ax.plot(xs, [p["train_bits_per_dim"] for p in run["curve"]], "--", color=color, alpha=0.6,
-                    label=f"{attention}, training (mean since last point)")
+        for i, run in enumerate(rs):
+            steps = [p["step"] for p in run["curve"]]
+            wall = [p["wall_seconds"] for p in run["curve"]]
+            for ax, xs in zip(axes, (steps, wall)):
+                ax.plot(xs, [p["valid_bits_per_dim"] for p in run["curve"]], "-o", color=color, markersize=3,
+                        label=f"{attention}, validation" if i == 0 else None)
+                ax.plot(xs, [p["train_bits_per_dim"] for p in run["curve"]], "--", color=color, alpha=0.5,
+                        label=f"{attention}, training (mean since last point)" if i == 0 else None)
     axes[0].set_xlabel("training step")
     axes[1].set_xlabel("training wall-clock time (s)")
     for ax in axes:
         ax.set_ylabel("bits / dim")
     handles, _ = axes[0].get_legend_handles_labels()
-    return save(plt, fig, out_dir, "curves.svg", handles, ncol=2)
+    return save(plt, fig, out_dir, name, handles, ncol=2)
 
 
 def quality_prose(summary, paper):
-    runs = summary["quality"]["runs"]
-    lin, soft = runs.get("linear", {}), runs.get("softmax", {})
+    q = summary["quality"]
+    agg = q.get("aggregate", {})
     c3 = _c3(summary)
-    if lin.get("status") != "ok" or soft.get("status") != "ok":
+    if c3.get("status") != "measured":
         return f"C3 not run: {c3.get('note') or 'training not run'}."
-    gap = round(lin["test_bits_per_dim"] - soft["test_bits_per_dim"], 3)
+    lin, soft = agg["linear"], agg["softmax"]
+    gap = round(lin["mean"] - soft["mean"], 3)
     better = "linear is better" if gap < 0 else "softmax is better" if gap > 0 else "equal to three decimals"
     gap_text = f"{gap:+.3f}" if gap else "0.000"
-    s = (f"After the same {lin['steps']:,} training steps on {summary['quality']['dataset']}, linear attention reached "
-         f"{lin['test_bits_per_dim']:.3f} test bits/dim and softmax {soft['test_bits_per_dim']:.3f}: a gap of {gap_text} "
-         f"({better}; the paper's MNIST gap after 250 epochs is {paper['mnist_bpd_gap']:+.3f}). A linear training step took "
-         f"{fmt(lin['seconds_per_step'] / soft['seconds_per_step'], '×')} the time of a softmax step at this sequence length.")
-    if summary["quality"]["dataset"] == "synthetic":
+    n = min(lin["n"], soft["n"])
+    steps = q["runs"]["linear"][0]["steps"]
+    seeds = f" (means over {n} seeds; the gap's standard error {_gap_sd(lin, soft):.3f})" if n > 1 else " (one seed each)"
+    s = (f"After the same {steps:,} training steps on {q['dataset']}, linear attention reached "
+         f"{lin['mean']:.3f} test bits/dim and softmax {soft['mean']:.3f}{seeds}: a gap of {gap_text} "
+         f"({better}; the paper's MNIST gap after 250 epochs is {paper['mnist_bpd_gap']:+.3f}).")
+    et = q.get("equal_time")
+    if et and et["gaps"]:
+        slow = next(a for a in ATTENTIONS if a != et["faster"])
+        s += (f" A {et['faster']} training step was {fmt(et['seconds_per_step'][slow] / et['seconds_per_step'][et['faster']], '×')} "
+              f"faster than a {slow} step, so in the time {et['faster']} took for its {et['steps'][et['faster']]:,} steps, "
+              f"{slow} completed {et['steps'][slow]:,.0f}; at that equal time the validation gap linear - softmax is "
+              f"{_pm(et['gap']['mean'], et['gap']['sd'])} bits/dim (the paper's CIFAR-10 comparison, by time).")
+    if q["dataset"] == "synthetic":
         s += " The data were synthetic, so this comparison tests the pipeline, not the claim."
     verdict = c3["rows"][0]["verdict"] if c3.get("rows") else "not run"
     s += f" Verdict: {verdict}."
     if verdict.startswith("inconclusive"):
-        s += (" These models are not trained far enough for the paper's claim, which is about models after 250 "
-              "epochs: the numbers show that training runs, not how the two attentions compare.")
+        s += (" The paper's claim is about models after 250 epochs: these numbers show how the two attentions compare "
+              "at this budget, not at the paper's.")
     elif c3.get("evidence"):
         s += f" Convergence: {c3['evidence']}."
     return s
