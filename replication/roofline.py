@@ -65,12 +65,14 @@ def matmul_params(config: ModelConfig) -> int:
 def step_costs(config: ModelConfig, mode: str, batch: int):
     """Bytes moved and FLOPs of each of the T steps of generating `batch` images: arrays (T,)."""
     T, L, C, H, D = config.seq_len, config.n_layers, config.d_model, config.n_heads, config.d_head
+    Fd = config.d_feature  # the size of phi(x): D, or FAVOR+'s m
     P = matmul_params(config)
     t = np.arange(T, dtype=np.float64)  # the position being generated
-    if mode == "linear-recurrent":  # read and write S (D x D) and z per head and layer
-        state = batch * L * H * (D * D + D) * FLOAT * 2
+    if mode == "linear-recurrent":  # read and write S (F x D) and z per head and layer
+        state = batch * L * H * (Fd * D + Fd) * FLOAT * 2
         bytes_ = P * FLOAT + state + 0 * t
-        flops = batch * (2 * P + L * H * 6 * D * D) + 0 * t
+        favor = 4 * Fd * D if config.feature_map == "favor" else 0  # W q and W k per head
+        flops = batch * (2 * P + L * H * (6 * Fd * D + favor)) + 0 * t
     elif mode == "softmax-cached":  # read the t+1 cached keys and values of every layer
         bytes_ = P * FLOAT + batch * L * 2 * (t + 1) * C * FLOAT
         flops = batch * (2 * P + L * 4 * (t + 1) * C)
@@ -94,9 +96,9 @@ def state_bytes(config: ModelConfig, mode: str, t) -> np.ndarray:
     and values of t+1 positions in every layer (softmax-cached), S and z of every head and layer
     (linear-recurrent, the same at every t), nothing (softmax-uncached keeps only the bytes)."""
     t = np.asarray(t, dtype=np.float64)
-    L, C, H, D = config.n_layers, config.d_model, config.n_heads, config.d_head
+    L, C, H, D, Fd = config.n_layers, config.d_model, config.n_heads, config.d_head, config.d_feature
     if mode == "linear-recurrent":
-        return L * H * (D * D + D) * FLOAT + 0 * t
+        return L * H * (Fd * D + Fd) * FLOAT + 0 * t
     if mode == "softmax-cached":
         return 2 * L * (t + 1) * C * FLOAT
     if mode == "softmax-uncached":

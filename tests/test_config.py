@@ -1,12 +1,14 @@
 """Configurations and checkpoints that cannot work are refused with a message naming the field."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
+from conftest import FIXTURES
 from linattn.config import ConfigError, ModelConfig, check_mode
-from linattn.weights import init_params, load_checkpoint, save_checkpoint
+from linattn.weights import check_params, init_params, is_trained, load_checkpoint, param_shapes, save_checkpoint
 
 
 @pytest.mark.parametrize(
@@ -22,6 +24,9 @@ from linattn.weights import init_params, load_checkpoint, save_checkpoint
         (dict(image_shape=(28, 0, 1)), ["image_shape width"]),
         (dict(d_model=18, n_heads=2), ["multiple of 4"]),
         (dict(dropout=1.5), ["dropout"]),
+        (dict(feature_map="relu"), ["feature_map", "elu", "favor"]),
+        (dict(feature_map="favor", n_features=0), ["n_features", ">= 1"]),
+        (dict(attention="softmax", feature_map="favor"), ["feature_map='favor'", "attention='linear'", "elu"]),
     ],
 )
 def test_bad_config_is_refused_with_field_and_allowed_values(fields, words):
@@ -41,6 +46,28 @@ def test_unknown_mode_and_mismatched_mode_are_refused():
         check_mode("fast", ModelConfig())
     with pytest.raises(ConfigError, match="attention='softmax'"):
         check_mode("softmax-cached", ModelConfig(attention="linear"))
+
+
+def test_a_config_json_without_the_later_fields_loads_with_their_defaults():
+    """Checkpoints written before feature_map and n_features existed (as the first fixtures) hold
+    the elu model and load as it, unchanged."""
+    d = json.loads((FIXTURES / "linear_mixture_gray" / "config.json").read_text())
+    assert "feature_map" not in d and "n_features" not in d
+    config, params = load_checkpoint(FIXTURES / "linear_mixture_gray")
+    assert config.feature_map == "elu" and config.attention_kind == "linear" and config.d_feature == config.d_head
+    assert not any(n.endswith("feature_projection") for n in params)
+
+
+def test_favor_weights_have_one_fixed_projection_per_layer():
+    config = ModelConfig(n_layers=3, n_heads=4, d_model=32, feature_map="favor", n_features=20)
+    shapes = param_shapes(config)
+    fixed = [n for n in shapes if not is_trained(n)]
+    assert fixed == [f"layers.{i}.attn.feature_projection" for i in range(3)]
+    assert {shapes[n] for n in fixed} == {(20, 8)}
+    assert config.attention_kind == "linear-favor" and config.d_feature == 20
+    assert all(is_trained(n) for n in param_shapes(ModelConfig()))
+    with pytest.raises(ConfigError, match="feature_projection"):  # an elu checkpoint read as FAVOR+
+        check_params(config, init_params(dataclasses.replace(config, feature_map="elu")))
 
 
 def test_checkpoint_round_trip(tmp_path):

@@ -50,22 +50,26 @@ function (ln::LayerNorm)(x::AbstractArray{T}) where {T}
 end
 
 """
-    Attention(q, k, v, o, n_heads, kind)
+    Attention(q, k, v, o, n_heads, kind, feature_args)
 
 H heads of size D = C/H; head h takes features (h-1)D+1:hD of each projection, which is what
 reshaping [C, T, B] to [D, H, T, B] does (PyTorch: `view(B, T, H, D)`). `kind` (an
 `AttentionKind`, from `KINDS`) says how the heads attend: its parallel form here, its recurrent
-twin in `layer_step!`; dispatch on its type picks both.
+twin in `layer_step!`; dispatch on its type picks both. `feature_args` is what the kind's forms
+take after their inputs: `()`, or `(W,)` for FAVOR+, its projection W [m, D] from the checkpoint,
+which is not trained (not among the `trainable` fields, so `Optimisers.setup` gives it no state and
+`update!` leaves it as it is, as the position code of `Transformer`).
 """
-struct Attention{L<:Dense,K<:AttentionKind}
+struct Attention{L<:Dense,K<:AttentionKind,A<:Tuple}
     q::L
     k::L
     v::L
     o::L
     n_heads::Int
     kind::K
+    feature_args::A
 end
-Flux.@layer Attention trainable = (q, k, v, o)  # the kind holds no weights
+Flux.@layer Attention trainable = (q, k, v, o)  # the kind holds no weights; feature_args are fixed
 
 function (a::Attention)(x::AbstractArray{T,3}) where {T}  # x: [C, T, B]
     C, L, B = size(x)
@@ -73,7 +77,7 @@ function (a::Attention)(x::AbstractArray{T,3}) where {T}  # x: [C, T, B]
     q = reshape(a.q(x), C ÷ H, H, L, B)  # [D, H, T, B]
     k = reshape(a.k(x), C ÷ H, H, L, B)
     v = reshape(a.v(x), C ÷ H, H, L, B)
-    o = parallel(a.kind, q, k, v)  # [D, H, T, B]
+    o = parallel(a.kind, q, k, v, a.feature_args...)  # [D, H, T, B]
     return a.o(reshape(o, C, L, B))  # [C, T, B]
 end
 
@@ -149,7 +153,8 @@ The recurrent state of every layer before the first step, its attention kind's `
 """
 function empty_state(model::Transformer, batch::Integer; max_len::Integer = seq_len(model.config))
     c = model.config
-    return [empty_state(l.attn.kind, weight_type(model), batch, c.n_heads, d_head(c), max_len) for l in model.layers]
+    return [empty_state(l.attn.kind, weight_type(model), batch, c.n_heads, d_head(c), max_len, d_feature(c))
+            for l in model.layers]
 end
 
 """
@@ -175,7 +180,7 @@ function layer_step!(l::Layer, x::AbstractMatrix, state::Union{KVCache,LinearSta
     q = reshape(l.attn.q(x), C ÷ H, H, B)  # [D, H, B]
     k = reshape(l.attn.k(x), C ÷ H, H, B)
     v = reshape(l.attn.v(x), C ÷ H, H, B)
-    o, _ = recurrent!(l.attn.kind, q, k, v, state)  # [D, H, B]: the kind's twin
+    o, _ = recurrent!(l.attn.kind, q, k, v, state, l.attn.feature_args...)  # [D, H, B]: the kind's twin
     x = l.norm1(x .+ l.attn.o(reshape(o, C, B)))
     return l.norm2(x .+ l.ff2(relu.(l.ff1(x))))
 end

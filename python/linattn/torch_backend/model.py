@@ -7,11 +7,13 @@ generation modes.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import NORM_EPS, START_TOKEN, VOCAB, ModelConfig
+from ..weights import favor_projection
 from . import attention as attn
 
 
@@ -23,16 +25,30 @@ def position_code(T, dp, dtype=torch.float32):
 
 
 class Attention(nn.Module):
+    """H heads and the kind of attention of the config (`attention.KINDS`). A FAVOR+ kind keeps
+    its projection W (m, D) as a buffer, `feature_projection`: saved in the state_dict (so in the
+    weights format), moved and cast with the module, but no parameter, so never trained. Drawn here
+    from torch's generator (`favor_projection`); `prepare` overwrites it with the checkpoint's."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         C = config.d_model
         self.q, self.k, self.v, self.o = (nn.Linear(C, C) for _ in range(4))
-        self.n_heads, self.mix = config.n_heads, attn.KINDS[config.attention].parallel
+        self.n_heads, self.kind = config.n_heads, attn.KINDS[config.attention_kind]
+        if self.kind.projected:
+            seed = int(torch.randint(2**62, ()))
+            w = favor_projection(config.n_features, config.d_head, np.random.default_rng(seed))
+            self.register_buffer("feature_projection", torch.as_tensor(w, dtype=torch.float32))
+
+    @property
+    def feature_args(self) -> tuple:
+        """What the kind's forms take after their inputs: FAVOR+'s projection, or nothing."""
+        return (self.feature_projection,) if self.kind.projected else ()
 
     def forward(self, x):  # (B, T, C)
         B, T, C = x.shape
         q, k, v = (f(x).view(B, T, self.n_heads, -1) for f in (self.q, self.k, self.v))
-        return self.o(self.mix(q, k, v).reshape(B, T, C))
+        return self.o(self.kind.parallel(q, k, v, *self.feature_args).reshape(B, T, C))
 
 
 class Layer(nn.Module):
@@ -56,7 +72,7 @@ class Transformer(nn.Module):
         super().__init__()
         C = config.d_model
         self.config = config
-        self.kind = attn.KINDS[config.attention]  # looked up once: parallel form, recurrent twin, empty state
+        self.kind = attn.KINDS[config.attention_kind]  # looked up once: parallel form, recurrent twin, empty state
         self.embed = nn.Embedding(VOCAB, C // 2)
         self.layers = nn.ModuleList(Layer(config) for _ in range(config.n_layers))
         self.norm = nn.LayerNorm(C, eps=NORM_EPS)
@@ -84,7 +100,7 @@ class Transformer(nn.Module):
     def empty_state(self, batch, max_len=None):
         """Per layer: the kind's empty state (a preallocated key/value cache (K, V, 0), or (S, z))."""
         c = self.config
-        return [self.kind.empty_state(batch, c.n_heads, c.d_head, max_len or c.seq_len, self.embed.weight)
+        return [self.kind.empty_state(batch, c.n_heads, c.d_head, max_len or c.seq_len, self.embed.weight, c.d_feature)
                 for _ in self.layers]
 
     def packed(self, max_len=None):
@@ -111,7 +127,7 @@ class Transformer(nn.Module):
         x = torch.cat([self.embed.weight[token], pe[position].expand(B, -1)], dim=-1)
         for i, (qkv, o, ff1, ff2, norm1, norm2) in enumerate(layers):
             q, k, v = _split(torch.addmm(qkv[0], x, qkv[1]), B, H)
-            a, state[i] = twin(q, k, v, state[i])
+            a, state[i] = twin(q, k, v, state[i], *self.layers[i].attn.feature_args)
             x = F.layer_norm(torch.addmm(o[0], a.reshape(B, C), o[1]).add_(x), (C,), norm1.weight, norm1.bias, NORM_EPS)
             f = torch.addmm(ff2[0], torch.addmm(ff1[0], x, ff1[1]).relu_(), ff2[1])
             x = F.layer_norm(f.add_(x), (C,), norm2.weight, norm2.bias, NORM_EPS)
