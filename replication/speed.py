@@ -41,6 +41,9 @@ def add_parser(sub, common):
     s.add_argument("--mode", choices=list(MODES), required=True)
     s.add_argument("--feature-map", choices=list(FEATURE_MAPS), default="elu",
                    help="linear attention's feature map: elu + 1 (the paper's) or FAVOR+ (linear-recurrent only)")
+    s.add_argument("--layer-pattern", default="",
+                   help="PAR: one letter per layer, a (attention + feed-forward) or f (feed-forward only), "
+                   "e.g. afafafaf for mnist's 8 layers; default: every layer attends")
     s.add_argument("--batch", type=positive_int, default=1)
     s.add_argument("--repeats", type=positive_int, default=3, help="timed runs after the warm-up")
     s.add_argument("--steps", type=int, default=None, help="time K-step prefixes and extrapolate to the image")
@@ -60,9 +63,10 @@ def cmd_speed(args):
     threads = args.threads or os.cpu_count()
     pin_threads(threads)  # before the backend is imported
     check_device(args.device, get_backend(args.backend))
+    config_for_mode(args.model, args.mode, args.feature_map, args.layer_pattern)  # refuses a bad pattern first
     result = measure(args.backend, args.model, args.mode, args.batch, repeats=args.repeats,
                      steps=args.steps, threads=threads, seed=args.seed, device=args.device,
-                     feature_map=args.feature_map)
+                     feature_map=args.feature_map, layer_pattern=args.layer_pattern)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -77,12 +81,13 @@ def pin_threads(threads: int):
 
 
 def measure(backend_name, model_name, mode, batch, repeats=3, steps=None, threads=1, seed=0, device="cpu",
-            machine=None, feature_map="elu") -> dict:
+            machine=None, feature_map="elu", layer_pattern="") -> dict:
     """Time generation and return the result dict (see the module docstring). `feature_map`
-    "favor" times a FAVOR+ model (linear-recurrent only; its config is in the result)."""
+    "favor" times a FAVOR+ model (linear-recurrent only), `layer_pattern` a PAR model (its config
+    is in the result)."""
     pin_threads(threads)
     machine = machine or roofline.machine_in_subprocess(threads)
-    config = config_for_mode(model_name, mode, feature_map)
+    config = config_for_mode(model_name, mode, feature_map, layer_pattern)
     backend = get_backend(backend_name)
     backend.set_threads(threads)
     model = backend.prepare(config, init_params(config, seed), device=device)
@@ -118,7 +123,8 @@ def measure_task(task) -> dict:
     """A study's speed task (claims.generation); the machine comes from the run, measured once."""
     result = measure(task["backend"], task["model"], task["mode"], task["batch"], repeats=task["repeats"],
                      steps=task.get("steps"), threads=task["threads"], device=task.get("device", "cpu"),
-                     machine=task.get("machine"), feature_map=task.get("feature_map", "elu"))
+                     machine=task.get("machine"), feature_map=task.get("feature_map", "elu"),
+                     layer_pattern=task.get("layer_pattern", ""))
     if task.get("machine"):
         result.pop("machine")  # stored once, in run.json
     return result

@@ -299,12 +299,15 @@ def test_fixture(backend, case, dtype):
             np.testing.assert_array_equal(sample, expected[f"sample_{mode}"], err_msg=mode)
 
 
-@pytest.mark.parametrize("mode, kind", [*((m, a) for m, a in MODES.items()), ("linear-recurrent", "linear-favor")])
-def test_generation_equals_the_reference(backend, mode, kind):
+@pytest.mark.parametrize("mode, kind, pattern", [*((m, a, "") for m, a in MODES.items()),
+                                                ("linear-recurrent", "linear-favor", ""),
+                                                *((m, a, "faf") for m, a in MODES.items())])
+def test_generation_equals_the_reference(backend, mode, kind, pattern):
     """Every mode draws the reference's bytes from the same noise on a random model too (float32,
     T = 48, batch 1), not only on the committed fixtures: JAX once read wrong position-code rows
-    inside its compiled generation loop here while every fixture still passed. FAVOR+ too."""
-    config, params = random_model(kind, (4, 4, 3), seed=5)
+    inside its compiled generation loop here while every fixture still passed. FAVOR+ too, and PAR
+    layer patterns (feed-forward-only layers around an attention layer)."""
+    config, params = random_model(kind, (4, 4, 3), seed=5, layer_pattern=pattern)
     noise = np.random.default_rng(6).random((1, config.seq_len, 2))  # batch 1: where that fault showed
     expected = reference.generate(params, config, mode, noise)
     got = backend.backend.generate(backend.backend.prepare(config, params), mode, noise)
@@ -312,10 +315,12 @@ def test_generation_equals_the_reference(backend, mode, kind):
     assert len(np.unique(expected)) > 10  # not a constant image
 
 
-@pytest.mark.parametrize("attention", ["softmax", "linear", "linear-favor"])
-def test_forward_step_equals_forward(backend, attention):
-    """The recurrent form position by position equals the parallel form, in float64 (T = 40)."""
-    config, params = random_model(attention, (5, 4, 2))
+@pytest.mark.parametrize("attention, pattern", [("softmax", ""), ("linear", ""), ("linear-favor", ""), ("softmax", "fafa"),
+                                                ("linear", "afaf")])
+def test_forward_step_equals_forward(backend, attention, pattern):
+    """The recurrent form position by position equals the parallel form, in float64 (T = 40); with
+    PAR layer patterns too (the state of a feed-forward-only layer is None)."""
+    config, params = random_model(attention, (5, 4, 2), layer_pattern=pattern)
     tokens = np.random.default_rng(1).integers(0, 257, size=(2, config.seq_len))
     with backend.precision("float64"):
         m = backend.backend.prepare(config, params, dtype="float64")
@@ -324,12 +329,12 @@ def test_forward_step_equals_forward(backend, attention):
     np.testing.assert_allclose(stepped, expected, rtol=0, atol=TOLERANCE["float64"]["out"])
 
 
-@pytest.mark.parametrize("attention", ["softmax", "linear", "linear-favor"])
-def test_causality_of_the_model(backend, attention):
+@pytest.mark.parametrize("attention, pattern", [("softmax", ""), ("linear", ""), ("linear-favor", ""), ("linear", "fa")])
+def test_causality_of_the_model(backend, attention, pattern):
     """d out[:, i] / d x[:, j] is exactly zero for every j > i, and not for any j <= i (x: the
     embedded inputs; out: the head outputs, projected on a random vector). T = 70 spans two
     linear-attention chunks of 64, the second one padded."""
-    config, params = random_model(attention, (7, 10, 1))
+    config, params = random_model(attention, (7, 10, 1), layer_pattern=pattern)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, config.seq_len, config.d_model)).astype(np.float32)
     w = backend.array(rng.standard_normal(config.n_outputs).astype(np.float32))
@@ -358,7 +363,7 @@ def test_sample_from_head(backend):
     np.testing.assert_array_equal(backend.sample_from_head(flat, categorical, np.array([[0.5, 0.5]], np.float32)), [128])
 
 
-@pytest.mark.parametrize("name", ["softmax_categorical_gray", "linear_favor_mixture_gray"])
+@pytest.mark.parametrize("name", ["softmax_categorical_gray", "linear_favor_mixture_gray", "softmax_par_categorical_gray"])
 def test_checkpoints(backend, tmp_path, name):
     """A prepared model gives back the format's weights exactly (FAVOR+'s projection included);
     they survive a save and a load, and the reloaded model computes the same outputs; bits/dim in
@@ -418,16 +423,16 @@ def test_time_window(backend, name):
 # --- training -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("feature_map", ["elu", "favor"])
-def test_train_step(backend, feature_map, tmp_path):
+@pytest.mark.parametrize("feature_map, pattern", [("elu", ""), ("favor", ""), ("elu", "fa")])
+def test_train_step(backend, feature_map, pattern, tmp_path):
     """30 steps on one repeated batch of bytes 0..9 lower the loss; decoupled weight decay shrinks
     every weight that gets no gradient (the embeddings of bytes 10..255) by (1 - lr wd) per step
     and nothing else; the embeddings of the bytes seen are trained. FAVOR+'s projection is not
     trained: not decayed either, the same bits after the steps, and through a checkpoint, whose
-    model computes what the trained one does."""
+    model computes what the trained one does. A PAR model (a feed-forward-only layer first) too."""
     lr, wd, steps = 1e-2, 0.01, 30
-    config = ModelConfig(n_layers=1, n_heads=2, d_model=16, image_shape=(4, 4, 1), dropout=0.0, feature_map=feature_map,
-                         n_features=12)
+    config = ModelConfig(n_layers=len(pattern) or 1, n_heads=2, d_model=16, image_shape=(4, 4, 1), dropout=0.0,
+                         feature_map=feature_map, n_features=12, layer_pattern=pattern)
     params = init_params(config, 0)
     data = np.random.default_rng(3).integers(0, 10, (4, config.seq_len))
     with backend.precision("float32"):
@@ -438,7 +443,9 @@ def test_train_step(backend, feature_map, tmp_path):
     np.testing.assert_allclose(after["embed.weight"][unused], params["embed.weight"][unused] * (1 - lr * wd) ** steps,
                                rtol=1e-5, atol=0)
     assert np.all(after["embed.weight"][:10] != params["embed.weight"][:10] * (1 - lr * wd) ** steps)
-    assert not np.array_equal(after["layers.0.attn.q.weight"], params["layers.0.attn.q.weight"])
+    last = f"layers.{config.n_layers - 1}"  # a layer with attention in every variant
+    for n in (f"{last}.attn.q.weight", "layers.0.ff1.weight"):
+        assert not np.array_equal(after[n], params[n]), n
     fixed = [n for n in params if n.endswith(".feature_projection")]
     assert len(fixed) == (feature_map == "favor")
     for n in fixed:

@@ -293,6 +293,7 @@ BAD_TRAIN = {
                                                                     "--overwrite"]),
     "favor-softmax": (lambda t: t / "ck", ["--feature-map", "favor"], ["feature_map='favor'", "attention='linear'"]),
     "feature-map-unknown": (lambda t: t / "ck", ["--feature-map", "relu"], ["--feature-map", "'relu'"]),
+    "layer-pattern-letters": (lambda t: t / "ck", ["--layer-pattern", "x"], ["layer_pattern", "'a'", "'f'", "'x'"]),
 }
 
 
@@ -379,6 +380,8 @@ BAD_STUDY = {
                             ["--feature-map favor", "linear-recurrent"]),
     "speed-feature-map-unknown": (lambda t: ["speed", "--model", "mnist", "--mode", "linear-recurrent", "--feature-map", "relu"],
                                   ["--feature-map", "'relu'"]),
+    "speed-layer-pattern-short": (lambda t: ["speed", "--model", "mnist", "--mode", "linear-recurrent", "--layer-pattern", "afa"],
+                                  ["layer_pattern", "n_layers=8", "'afa'"]),
 }
 
 

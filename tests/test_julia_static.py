@@ -488,7 +488,7 @@ def test_julia_check_table_shows_batch_one_and_the_best_batch():
 # --- constants defined once: Julia's twins carry Python's values -------------------------------
 
 TWIN_CONSTANTS = ("NORM_EPS", "LINEAR_EPS", "LOG_SCALE_MIN", "START_TOKEN", "VOCAB", "N_FEATURES")
-TWIN_NAME_TUPLES = ("ATTENTIONS", "FEATURE_MAPS")
+TWIN_NAME_TUPLES = ("ATTENTIONS", "FEATURE_MAPS", "LAYER_LETTERS")
 
 
 @pytest.mark.parametrize("name", TWIN_CONSTANTS)

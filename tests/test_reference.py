@@ -1,5 +1,7 @@
 """The float64 reference against itself: its twin forms agree and its distribution is normalised."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -56,6 +58,22 @@ def test_favor_projection_is_orthogonal_in_blocks_with_gaussian_row_lengths():
     assert abs(lengths.mean() - D) < 0.1 * D
 
 
+def test_a_feed_forward_only_layer_carries_no_state_and_ignores_other_positions():
+    """PAR: an "f" layer's state is None, and a model of "f" layers alone is position-wise: each
+    output depends on its own token and position only."""
+    config = ModelConfig(attention="linear", n_layers=2, n_heads=2, d_model=8, image_shape=(3, 2, 1), dropout=0.0,
+                         layer_pattern="ff")
+    assert ref.empty_state(config, 1) == [None, None]
+    params = init_params(config, 2)
+    tokens = np.array([[256, 3, 4, 5, 6, 7], [256, 9, 9, 9, 6, 7]])
+    out = ref.forward(params, config, tokens)
+    np.testing.assert_array_equal(out[0, 4:], out[1, 4:])
+    assert np.abs(out[0, 1:4] - out[1, 1:4]).max() > 1e-3
+    mixed = dataclasses.replace(config, layer_pattern="fa")
+    mixed = ref.forward(init_params(mixed, 2), mixed, tokens)
+    assert np.abs(mixed[0, 4:] - mixed[1, 4:]).max() > 1e-6  # with an attention layer the past matters
+
+
 def test_favor_model_shares_every_other_weight_with_the_elu_model():
     elu = ModelConfig(n_layers=2, n_heads=2, d_model=8, image_shape=(3, 2, 1))
     favor = ModelConfig(n_layers=2, n_heads=2, d_model=8, image_shape=(3, 2, 1), feature_map="favor", n_features=6)
@@ -67,10 +85,12 @@ def test_favor_model_shares_every_other_weight_with_the_elu_model():
     assert not np.array_equal(b["layers.0.attn.feature_projection"], b["layers.1.attn.feature_projection"])
 
 
-@pytest.mark.parametrize("attention, feature_map", [("softmax", "elu"), ("linear", "elu"), ("linear", "favor")])
-def test_forward_step_equals_forward(attention, feature_map):
+@pytest.mark.parametrize("attention, feature_map, pattern", [("softmax", "elu", ""), ("linear", "elu", ""),
+                                                             ("linear", "favor", ""), ("softmax", "elu", "fa"),
+                                                             ("linear", "elu", "af")])
+def test_forward_step_equals_forward(attention, feature_map, pattern):
     config = ModelConfig(attention=attention, n_layers=2, n_heads=2, d_model=8, image_shape=(3, 2, 1), dropout=0.0,
-                         feature_map=feature_map, n_features=6)
+                         feature_map=feature_map, n_features=6, layer_pattern=pattern)
     params = init_params(config, 1)
     data = np.random.default_rng(0).integers(0, 256, (2, config.seq_len))
     tokens = ref.input_tokens(data)

@@ -66,6 +66,18 @@ def test_favor_projection_is_a_saved_buffer_not_a_parameter():
     assert (gram.diagonal() > 0).all()
 
 
+def test_a_feed_forward_only_layer_has_no_attention_module():
+    """PAR: an "f" layer holds no attention and no norm1 (so no such state_dict entries), and its
+    recurrent state is None; the step equals the parallel form."""
+    config = ModelConfig(attention="softmax", n_layers=3, n_heads=2, d_model=16, image_shape=(3, 3, 1), dropout=0.0,
+                         layer_pattern="afa")
+    model = tb.prepare(config, init_params(config, 0))
+    assert model.layers[1].attn is None and model.layers[1].norm1 is None and model.layers[0].attn is not None
+    assert not any(n.startswith("layers.1.attn") or n.startswith("layers.1.norm1") for n in model.state_dict())
+    state = model.empty_state(2, config.seq_len)
+    assert state[1] is None and state[0] is not None and state[2] is not None
+
+
 @pytest.mark.slow
 def test_linear_attention_fits_65536_positions():
     """The chunkwise form never holds a T x D x D tensor: forward and backward at T = 2^16."""

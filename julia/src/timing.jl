@@ -115,6 +115,9 @@ function randomize_state!(s::KVCache, rng::Random.AbstractRNG, start::Integer)
     return s
 end
 
+"No state to randomise: a feed-forward-only layer."
+randomize_state!(::Nothing, ::Random.AbstractRNG, ::Integer) = nothing
+
 "A random linear state, its normaliser z in [1, 2) as the other backends'."
 function randomize_state!(s::LinearState, rng::Random.AbstractRNG, ::Integer)
     Random.rand!(rng, s.S)

@@ -10,7 +10,7 @@
 
 using LinAttn
 using LinAttn: KINDS, KVCache, LinearKind, LinearState, MODES, SoftmaxKind, TorchRAdam, attention_kind, d_feature,
-    optimiser_rule, parallel, projected
+    has_attention, optimiser_rule, parallel, projected
 using NPZ: npzread
 using Optimisers: Optimisers
 using Random: Random
@@ -142,12 +142,18 @@ end
     @test maxdiff(parallel(squared, q, k, v), linear_attention(q, k, v)) > 1e-3
     @test empty_state(KINDS["softmax"], Float32, 2, 3, 4, 5) isa KVCache
     @test empty_state(KINDS["linear"], Float32, 2, 3, 4, 5) isa LinearState
-    for name in CASES  # every layer of a model keeps the kind of its config, looked up once
+    for name in CASES  # every attending layer of a model keeps the kind of its config, looked up once
         model = fixture_model(name)
-        @test all(l -> l.attn.kind === KINDS[attention_kind(model.config)], model.layers)
-        @test all(s -> s isa (model.config.attention == "softmax" ? KVCache : LinearState), empty_state(model, 1))
-        @test all(l -> length(l.attn.feature_args) == projected(l.attn.kind), model.layers)
-        model.config.attention == "linear" && @test all(s -> size(s.z, 1) == d_feature(model.config), empty_state(model, 1))
+        c = model.config
+        attending = [l for (i, l) in enumerate(model.layers) if has_attention(c, i - 1)]
+        @test all(l -> l.attn.kind === KINDS[attention_kind(c)], attending)
+        @test all(l -> length(l.attn.feature_args) == projected(l.attn.kind), attending)
+        # a feed-forward-only layer (PAR) has no attention and no state
+        @test all(i -> (model.layers[i].attn === nothing) == !has_attention(c, i - 1), eachindex(model.layers))
+        states = empty_state(model, 1)
+        @test all(i -> states[i] isa (!has_attention(c, i - 1) ? Nothing : c.attention == "softmax" ? KVCache : LinearState),
+                  eachindex(states))
+        c.attention == "linear" && @test all(s -> s === nothing || size(s.z, 1) == d_feature(c), states)
     end
 end
 
@@ -258,6 +264,13 @@ end
     @test_throws ArgumentError ModelConfig(d_model = 30, n_heads = 4)
     @test_throws ArgumentError ModelConfig(feature_map = "relu")
     @test_throws ArgumentError ModelConfig(attention = "softmax", feature_map = "favor")
+    @test_throws ArgumentError ModelConfig(n_layers = 3, layer_pattern = "af")
+    @test_throws ArgumentError ModelConfig(n_layers = 2, layer_pattern = "ax")
+    # a PAR model's feed-forward-only layers have no attn.* or norm1 weights, through the boundary and back
+    par_config, par_params = load_checkpoint(joinpath(FIXTURES, "linear_par_mixture_rgb"))
+    @test par_config.layer_pattern == "afa" && !any(n -> startswith(n, "layers.1.attn") || startswith(n, "layers.1.norm1"),
+                                                     keys(par_params))
+    @test params_of(model_from_params(par_config, par_params)) == par_params
     # FAVOR+'s projection crosses the boundary and a checkpoint unchanged; a config.json without
     # feature_map and n_features (the first fixtures') reads as the elu model
     favor_config, favor_params = load_checkpoint(joinpath(FIXTURES, "linear_favor_mixture_gray"))

@@ -2,8 +2,8 @@
 
 `config.json` in a checkpoint holds exactly these fields (DESIGN section 3). Unknown fields are
 refused so that a typo cannot silently fall back to a default. Fields added after the first
-checkpoints were written (feature_map, n_features) have defaults that give the model those
-checkpoints hold, so a config.json without them loads unchanged.
+checkpoints were written (feature_map, n_features, layer_pattern) have defaults that give the model
+those checkpoints hold, so a config.json without them loads unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 ATTENTIONS = ("softmax", "linear")  # the model's attention kinds (each backend's KINDS has more for timing)
 FEATURE_MAPS = ("elu", "favor")  # linear attention's phi: elu(x) + 1, or FAVOR+'s positive random features
 N_FEATURES = 64  # m: FAVOR+'s random features per head (feature_map = "favor" only)
+LAYER_LETTERS = ("a", "f")  # layer_pattern: "a" attention + feed-forward, "f" feed-forward only (PAR)
 NORM_EPS = 1e-5  # LayerNorm's epsilon (PyTorch's default)
 LINEAR_EPS = 1e-6  # added to linear attention's normaliser phi(q)^T z
 LOG_SCALE_MIN = -7.0  # mixture log-scales are clamped below at this value
@@ -48,6 +49,8 @@ class ModelConfig:
     dropout: float = 0.1  # training only
     feature_map: str = "elu"  # linear attention's phi: "elu" (elu(x) + 1) or "favor" (FAVOR+, Performer)
     n_features: int = N_FEATURES  # m: FAVOR+'s random features per head; the state S is m x D
+    layer_pattern: str = ""  # PAR Transformer: "" every layer attends, else n_layers letters "a" (attention +
+    #                          feed-forward) or "f" (feed-forward only: no attention, no state), e.g. "afaf"
 
     def __post_init__(self):
         if not isinstance(self.image_shape, (list, tuple)):
@@ -79,6 +82,12 @@ class ModelConfig:
             )
         if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             raise ConfigError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
+        pattern = self.layer_pattern
+        if pattern != "" and not (isinstance(pattern, str) and len(pattern) == self.n_layers
+                                  and set(pattern) <= set(LAYER_LETTERS)):
+            raise ConfigError(f"layer_pattern must be \"\" (every layer attends) or n_layers={self.n_layers} letters, "
+                              f"'a' (attention + feed-forward) or 'f' (feed-forward only), e.g. "
+                              f"{('af' * self.n_layers)[: self.n_layers]!r}; got {pattern!r}")
 
     @property
     def seq_len(self) -> int:
@@ -101,6 +110,16 @@ class ModelConfig:
         """F: the size of linear attention's phi(x), so the state S is F x D and z has F entries:
         n_features for FAVOR+, else D (elu + 1 keeps the size; softmax has no such state)."""
         return self.n_features if self.feature_map == "favor" else self.d_head
+
+    def has_attention(self, i: int) -> bool:
+        """Whether layer i (0-based) has attention ("a" in layer_pattern, or no pattern), or is
+        feed-forward only ("f": no attention weights, no recurrent state)."""
+        return self.layer_pattern == "" or self.layer_pattern[i] == "a"
+
+    @property
+    def n_attention_layers(self) -> int:
+        """How many layers attend (and carry a recurrent state or key/value cache)."""
+        return sum(self.has_attention(i) for i in range(self.n_layers))
 
     @property
     def n_outputs(self) -> int:

@@ -224,6 +224,7 @@ def prepare(config: ModelConfig, params, device="cpu", dtype="float32") -> Julia
         dropout=float(config.dropout),
         feature_map=config.feature_map,
         n_features=config.n_features,
+        layer_pattern=config.layer_pattern,
     )
     jparams = jl.seval("Dict{String,Any}")()
     for name, w in params.items():  # logical shapes: LinAttn.model_from_params is the boundary

@@ -147,11 +147,13 @@ KINDS = {
 
 def empty_state(config: ModelConfig, batch):
     """The recurrent state of every layer before the first step: an empty key/value cache, or
-    S (B, H, F, D) and z (B, H, F) at zero, F = config.d_feature."""
+    S (B, H, F, D) and z (B, H, F) at zero, F = config.d_feature; None for a feed-forward-only layer."""
     B, H, D, F = batch, config.n_heads, config.d_head, config.d_feature
     if config.attention == "softmax":
-        return [(np.zeros((B, 0, H, D)), np.zeros((B, 0, H, D))) for _ in range(config.n_layers)]
-    return [(np.zeros((B, H, F, D)), np.zeros((B, H, F))) for _ in range(config.n_layers)]
+        empty = lambda: (np.zeros((B, 0, H, D)), np.zeros((B, 0, H, D)))  # noqa: E731
+    else:
+        empty = lambda: (np.zeros((B, H, F, D)), np.zeros((B, H, F)))  # noqa: E731
+    return [empty() if config.has_attention(i) else None for i in range(config.n_layers)]
 
 
 # --- the model ----------------------------------------------------------------------------------
@@ -168,12 +170,13 @@ def feature_args(params, config: ModelConfig, i):
 
 def _layer(params, config, i, x, attend):
     """Post-LN layer: x = LN(x + Attn(x)); x = LN(x + FFN(x)). `attend(q, k, v, *feature_args)`
-    mixes heads."""
+    mixes heads. A feed-forward-only layer (PAR) is the second half alone: x = LN(x + FFN(x))."""
     p = f"layers.{i}"
-    q, k, v = (_split_heads(linear(x, params, f"{p}.attn.{n}"), config) for n in "qkv")
-    o = attend(q, k, v, *feature_args(params, config, i))
-    a = linear(o.reshape(x.shape), params, f"{p}.attn.o")
-    x = layer_norm(x + a, params, f"{p}.norm1")
+    if config.has_attention(i):
+        q, k, v = (_split_heads(linear(x, params, f"{p}.attn.{n}"), config) for n in "qkv")
+        o = attend(q, k, v, *feature_args(params, config, i))
+        a = linear(o.reshape(x.shape), params, f"{p}.attn.o")
+        x = layer_norm(x + a, params, f"{p}.norm1")
     f = linear(np.maximum(linear(x, params, f"{p}.ff1"), 0.0), params, f"{p}.ff2")
     return layer_norm(x + f, params, f"{p}.norm2")
 
@@ -202,6 +205,8 @@ def forward_step(params, config: ModelConfig, token, position, state):
             new_state.append(s)
             return o
 
+        if not config.has_attention(i):
+            new_state.append(None)  # a feed-forward-only layer carries nothing
         x = _layer(params, config, i, x, attend)
     return linear(layer_norm(x, params, "norm"), params, "head"), new_state
 

@@ -14,6 +14,9 @@ Names and shapes (C = d_model, D = d_head, m = n_features, i = 0..n_layers-1):
     layers.{i}.norm1/norm2.{weight,bias} (C)
     layers.{i}.ff1.weight (4C, C), .bias (4C)   layers.{i}.ff2.weight (C, 4C), .bias (C)
     norm.{weight,bias} (C)                      head.weight (3M or 256, C), .bias
+
+A feed-forward-only layer (an "f" of layer_pattern, PAR) has no attn.* and no norm1 entries: only
+norm2, ff1 and ff2.
 """
 
 from __future__ import annotations
@@ -42,12 +45,13 @@ def param_shapes(config: ModelConfig) -> dict[str, tuple]:
     shapes = {"embed.weight": (VOCAB, C // 2)}
     for i in range(config.n_layers):
         p = f"layers.{i}"
-        for n in "qkvo":
+        attends = config.has_attention(i)
+        for n in "qkvo" if attends else "":
             shapes[f"{p}.attn.{n}.weight"] = (C, C)
             shapes[f"{p}.attn.{n}.bias"] = (C,)
-        if config.feature_map == "favor":
+        if attends and config.feature_map == "favor":
             shapes[f"{p}.attn.feature_projection"] = (config.n_features, config.d_head)
-        for n in ("norm1", "norm2"):
+        for n in ("norm1", "norm2") if attends else ("norm2",):
             shapes[f"{p}.{n}.weight"] = (C,)
             shapes[f"{p}.{n}.bias"] = (C,)
         shapes[f"{p}.ff1.weight"] = (4 * C, C)
@@ -117,7 +121,7 @@ def check_params(config: ModelConfig, params: dict, source="weights") -> None:
             f"{source}: parameter names do not match the config "
             f"(missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
             f"unexpected {extra[:5]}{'...' if len(extra) > 5 else ''}); "
-            "was the checkpoint written for another n_layers or head?"
+            "was the checkpoint written for another n_layers, layer_pattern, feature_map or head?"
         )
     for n, shape in expected.items():
         if tuple(np.shape(params[n])) != shape:

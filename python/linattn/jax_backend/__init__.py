@@ -147,7 +147,8 @@ def time_window(model: Model, mode, batch, start, steps, seed=0):
     dtype = model.params["embed.weight"].dtype
     # the state position `start` sees: random values (positive, as a normaliser must be), a cache's
     # fill position set to `start`
-    state = [tuple(jnp.asarray(rng.uniform(1.0, 2.0, x.shape), dtype) if x.ndim else jnp.int32(start) for x in s)
+    state = [None if s is None else
+             tuple(jnp.asarray(rng.uniform(1.0, 2.0, x.shape), dtype) if x.ndim else jnp.int32(start) for x in s)
              for s in _model.empty_state(config, batch, dtype, max_len=T)]
     positions = jnp.arange(start, start + steps, dtype=jnp.int32)
     u = jnp.asarray(rng.random((steps, batch, 2)), dtype)

@@ -77,12 +77,14 @@ def dropout(x, rate, key):
 
 def layer(params, config: ModelConfig, i, x, attend, key=None):
     """Post-LN: x = LN(x + drop(Attn(x))); x = LN(x + drop(W2 drop(relu(W1 x)))).
-    x is (..., C); `attend(q, k, v, *feature_args)` mixes the heads, each (..., H, D)."""
+    x is (..., C); `attend(q, k, v, *feature_args)` mixes the heads, each (..., H, D). A
+    feed-forward-only layer (PAR) is the second half alone."""
     p = f"layers.{i}"
     keys = (None,) * 3 if key is None else tuple(jax.random.split(key, 3))
-    q, k, v = (_split_heads(linear(x, params, f"{p}.attn.{n}"), config) for n in "qkv")
-    a = linear(attend(q, k, v, *feature_args(params, config, i)).reshape(x.shape), params, f"{p}.attn.o")
-    x = layer_norm(x + dropout(a, config.dropout, keys[0]), params, f"{p}.norm1")
+    if config.has_attention(i):
+        q, k, v = (_split_heads(linear(x, params, f"{p}.attn.{n}"), config) for n in "qkv")
+        a = linear(attend(q, k, v, *feature_args(params, config, i)).reshape(x.shape), params, f"{p}.attn.o")
+        x = layer_norm(x + dropout(a, config.dropout, keys[0]), params, f"{p}.norm1")
     h = dropout(jax.nn.relu(linear(x, params, f"{p}.ff1")), config.dropout, keys[1])
     f = linear(h, params, f"{p}.ff2")
     return layer_norm(x + dropout(f, config.dropout, keys[2]), params, f"{p}.norm2")
@@ -122,9 +124,11 @@ def forward_embedded(params, config: ModelConfig, x, dropout_key=None):
 
 def empty_state(config: ModelConfig, batch, dtype, max_len):
     """Per layer: a preallocated key/value cache (K, V, 0) with room for `max_len` positions,
-    or the linear state (S, z) (which has no length; S is F x D, F = config.d_feature)."""
+    or the linear state (S, z) (which has no length; S is F x D, F = config.d_feature); None for a
+    feed-forward-only layer."""
     empty = attn.KINDS[config.attention_kind].empty_state
-    return [empty(batch, config.n_heads, config.d_head, max_len, dtype, config.d_feature) for _ in range(config.n_layers)]
+    return [empty(batch, config.n_heads, config.d_head, max_len, dtype, config.d_feature) if config.has_attention(i)
+            else None for i in range(config.n_layers)]
 
 
 def forward_step(params, config: ModelConfig, token, position, state):
@@ -145,5 +149,7 @@ def forward_step(params, config: ModelConfig, token, position, state):
             new_state.append(s)
             return o
 
+        if not config.has_attention(i):
+            new_state.append(None)  # a feed-forward-only layer carries nothing
         x = layer(params, config, i, x, attend)
     return linear(layer_norm(x, params, "norm"), params, "head"), new_state

@@ -143,7 +143,7 @@ def time_window(model, mode, batch, start, steps, seed=0):
     g = torch.Generator().manual_seed(seed)
     dev, dtype = _device(model), model.embed.weight.dtype
     state, packed = model.empty_state(batch, T), model.packed(T)
-    state = [_late(s, start, g) for s in state]
+    state = [None if s is None else _late(s, start, g) for s in state]
     noise = torch.rand(batch, steps, 2, generator=g).to(dev, dtype)
     token = torch.randint(0, 256, (batch,), generator=g).to(dev)
     _sync(dev)
