@@ -26,9 +26,10 @@ def gemm_seconds(flops, machine):
 def memory_per_image(config, mode) -> float:
     """Bytes each image of a generation batch holds: the recurrent state, the key/value cache,
     or (uncached) the activations and one head's scores of a full forward pass."""
-    T, L, C, H, D = config.seq_len, config.n_layers, config.d_model, config.n_heads, config.d_head
-    if mode == "linear-recurrent":
-        return L * H * (D * D + D) * FLOAT + 16 * C * FLOAT
+    T, L, C, H, D = config.seq_len, config.n_attention_layers, config.d_model, config.n_heads, config.d_head
+    Fd = config.d_feature  # the size of phi(x): D, or FAVOR+'s m
+    if mode == "linear-recurrent":  # the state of each attention layer (PAR's feed-forward layers hold none)
+        return L * H * (Fd * D + Fd) * FLOAT + 16 * C * FLOAT
     if mode == "softmax-cached":
         return 2 * L * T * C * FLOAT + 16 * C * FLOAT
     return (12 * T * C + 2 * H * T * T) * FLOAT

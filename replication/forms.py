@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from linattn import reference
+from linattn.config import N_FEATURES
+from linattn.weights import favor_projection
 
 
 def run_recurrent(step, state, q, k, v):
@@ -26,7 +28,8 @@ def run_recurrent(step, state, q, k, v):
 def attention_forms(q, k, v, chunk_size) -> dict:
     """Every form of causal attention on float64 q, k, v (B, T, H, D), "family: who and form" ->
     output (B, T, H, D): the reference's parallel form and recurrent twin of each family (softmax,
-    linear); each kind of the PyTorch backend's table (`attention.KINDS`) by its parallel form, each
+    linear, linear-favor: FAVOR+'s features, with a projection of N_FEATURES rows drawn from seed 0);
+    each kind of the PyTorch backend's table (`attention.KINDS`) by its parallel form, each
     distinct recurrent twin stepped from its kind's empty state, and linear attention in chunks of
     `chunk_size` (the chunkwise form's cross-chunk states at work for short T)."""
     import torch
@@ -34,10 +37,16 @@ def attention_forms(q, k, v, chunk_size) -> dict:
     from linattn.torch_backend import attention as tattn
 
     B, T, H, D = q.shape
+    W = favor_projection(N_FEATURES, D, np.random.default_rng(0))
+    favor = dict(feature_map=reference.favor_feature_map)
     forms = {
         "linear: reference parallel": reference.linear_attention(q, k, v),
         "linear: reference recurrent": run_recurrent(reference.linear_attention_recurrent,
                                                      (np.zeros((B, H, D, D)), np.zeros((B, H, D))), q, k, v),
+        "linear-favor: reference parallel": reference.linear_attention(q, k, v, W, **favor),
+        "linear-favor: reference recurrent": run_recurrent(
+            lambda q, k, v, s: reference.linear_attention_recurrent(q, k, v, s, W, **favor),
+            (np.zeros((B, H, N_FEATURES, D)), np.zeros((B, H, N_FEATURES))), q, k, v),
         "softmax: reference parallel": reference.softmax_attention(q, k, v),
         "softmax: reference KV cache": run_recurrent(reference.softmax_attention_recurrent,
                                                      (np.zeros((B, 0, H, D)), np.zeros((B, 0, H, D))), q, k, v),
@@ -47,12 +56,14 @@ def attention_forms(q, k, v, chunk_size) -> dict:
     twins = []
     with torch.no_grad():
         for name, kind in tattn.KINDS.items():
-            family = "linear" if name.startswith("linear") else "softmax"
-            forms[f"{family}: torch {name}"] = kind.parallel(tq, tk, tv).numpy()
+            family = "linear-favor" if kind.projected else "linear" if name.startswith("linear") else "softmax"
+            args = (torch.from_numpy(W),) if kind.projected else ()
+            forms[f"{family}: torch {name}"] = kind.parallel(tq, tk, tv, *args).numpy()
             if kind.recurrent not in twins:  # the softmax kinds share one twin, the key/value cache
                 twins.append(kind.recurrent)
                 forms[f"{family}: torch {name}, recurrent twin"] = run_recurrent(
-                    kind.recurrent, kind.empty_state(B, H, D, T, like), tq, tk, tv)
+                    lambda q, k, v, s, kind=kind, args=args: kind.recurrent(q, k, v, s, *args),
+                    kind.empty_state(B, H, D, T, like, len(W) if kind.projected else None), tq, tk, tv)
         forms[f"linear: torch linear in chunks of {chunk_size}"] = tattn.linear_attention(tq, tk, tv,
                                                                                           chunk_size=chunk_size).numpy()
     return forms

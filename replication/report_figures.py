@@ -18,7 +18,8 @@ from . import verdicts
 from .formatting import BACKEND_NAMES
 
 MODE_COLORS = {"softmax-uncached": "#c0392b", "softmax-cached": "#e67e22", "linear-recurrent": "#2471a3"}
-ATTENTION_COLORS = {"softmax": "#c0392b", "softmax-fused": "#e67e22", "softmax-chunked": "#8e44ad", "linear": "#2471a3"}
+ATTENTION_COLORS = {"softmax": "#c0392b", "softmax-fused": "#e67e22", "softmax-chunked": "#8e44ad", "linear": "#2471a3",
+                    "linear-favor": "#17a589"}
 BACKEND_STYLE = {"torch": ("-", "o"), "jax": ("--", "s"), "julia": (":", "^")}
 WIDTH = 6.4  # inches: the text width of the A4 page with 2 cm margins, a little less
 MiB = 2**20

@@ -65,19 +65,22 @@ def matmul_params(config: ModelConfig) -> int:
 def step_costs(config: ModelConfig, mode: str, batch: int):
     """Bytes moved and FLOPs of each of the T steps of generating `batch` images: arrays (T,)."""
     T, L, C, H, D = config.seq_len, config.n_layers, config.d_model, config.n_heads, config.d_head
+    La = config.n_attention_layers  # layers that attend (PAR: fewer than L)
+    Fd = config.d_feature  # the size of phi(x): D, or FAVOR+'s m
     P = matmul_params(config)
     t = np.arange(T, dtype=np.float64)  # the position being generated
-    if mode == "linear-recurrent":  # read and write S (D x D) and z per head and layer
-        state = batch * L * H * (D * D + D) * FLOAT * 2
+    if mode == "linear-recurrent":  # read and write S (F x D) and z per head and attention layer
+        state = batch * La * H * (Fd * D + Fd) * FLOAT * 2
         bytes_ = P * FLOAT + state + 0 * t
-        flops = batch * (2 * P + L * H * 6 * D * D) + 0 * t
-    elif mode == "softmax-cached":  # read the t+1 cached keys and values of every layer
-        bytes_ = P * FLOAT + batch * L * 2 * (t + 1) * C * FLOAT
-        flops = batch * (2 * P + L * 4 * (t + 1) * C)
+        favor = 4 * Fd * D if config.feature_map == "favor" else 0  # W q and W k per head
+        flops = batch * (2 * P + La * H * (6 * Fd * D + favor)) + 0 * t
+    elif mode == "softmax-cached":  # read the t+1 cached keys and values of every attention layer
+        bytes_ = P * FLOAT + batch * La * 2 * (t + 1) * C * FLOAT
+        flops = batch * (2 * P + La * 4 * (t + 1) * C)
     elif mode == "softmax-uncached":  # a full forward over t+1 positions (causal: half the scores)
         n = t + 1
         bytes_ = P * FLOAT + batch * n * L * 12 * C * FLOAT
-        flops = batch * (2 * P * n + L * 2 * n * n * C)
+        flops = batch * (2 * P * n + La * 2 * n * n * C)
     else:
         raise ValueError(f"unknown mode {mode!r}")
     return bytes_, flops
@@ -91,12 +94,13 @@ def step_seconds(config: ModelConfig, mode: str, batch: int, machine) -> np.ndar
 
 def state_bytes(config: ModelConfig, mode: str, t) -> np.ndarray:
     """What one image carries from step to step after generating position(s) t (float32): the keys
-    and values of t+1 positions in every layer (softmax-cached), S and z of every head and layer
-    (linear-recurrent, the same at every t), nothing (softmax-uncached keeps only the bytes)."""
+    and values of t+1 positions in every attention layer (softmax-cached), S and z of every head and
+    attention layer (linear-recurrent, the same at every t), nothing (softmax-uncached keeps only the
+    bytes). A feed-forward-only layer (PAR) carries nothing."""
     t = np.asarray(t, dtype=np.float64)
-    L, C, H, D = config.n_layers, config.d_model, config.n_heads, config.d_head
+    L, C, H, D, Fd = config.n_attention_layers, config.d_model, config.n_heads, config.d_head, config.d_feature
     if mode == "linear-recurrent":
-        return L * H * (D * D + D) * FLOAT + 0 * t
+        return L * H * (Fd * D + Fd) * FLOAT + 0 * t
     if mode == "softmax-cached":
         return 2 * L * (t + 1) * C * FLOAT
     if mode == "softmax-uncached":

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from linattn.backends import get_backend
-from linattn.config import MODES
+from linattn.config import FEATURE_MAPS, MODES
 from linattn.weights import init_params
 
 from . import roofline
@@ -39,6 +39,11 @@ def add_parser(sub, common):
     s = sub.add_parser("speed", help="time image generation with random weights of the paper's sizes")
     s.add_argument("--model", choices=["mnist", "cifar"], required=True)
     s.add_argument("--mode", choices=list(MODES), required=True)
+    s.add_argument("--feature-map", choices=list(FEATURE_MAPS), default="elu",
+                   help="linear attention's feature map: elu + 1 (the paper's) or FAVOR+ (linear-recurrent only)")
+    s.add_argument("--layer-pattern", default="",
+                   help="PAR: one letter per layer, a (attention + feed-forward) or f (feed-forward only), "
+                   "e.g. afafafaf for mnist's 8 layers; default: every layer attends")
     s.add_argument("--batch", type=positive_int, default=1)
     s.add_argument("--repeats", type=positive_int, default=3, help="timed runs after the warm-up")
     s.add_argument("--steps", type=int, default=None, help="time K-step prefixes and extrapolate to the image")
@@ -52,11 +57,16 @@ def add_parser(sub, common):
 def cmd_speed(args):
     if args.steps is not None and args.steps < 2:
         raise UsageError(f"--steps must be >= 2 (a prefix of two or more steps), got {args.steps}")
+    if args.feature_map != "elu" and MODES[args.mode] != "linear":
+        raise UsageError(f"--feature-map {args.feature_map} needs a linear-attention mode (linear-recurrent); "
+                         f"--mode {args.mode} runs softmax attention")
     threads = args.threads or os.cpu_count()
     pin_threads(threads)  # before the backend is imported
     check_device(args.device, get_backend(args.backend))
+    config_for_mode(args.model, args.mode, args.feature_map, args.layer_pattern)  # refuses a bad pattern first
     result = measure(args.backend, args.model, args.mode, args.batch, repeats=args.repeats,
-                     steps=args.steps, threads=threads, seed=args.seed, device=args.device)
+                     steps=args.steps, threads=threads, seed=args.seed, device=args.device,
+                     feature_map=args.feature_map, layer_pattern=args.layer_pattern)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -71,11 +81,13 @@ def pin_threads(threads: int):
 
 
 def measure(backend_name, model_name, mode, batch, repeats=3, steps=None, threads=1, seed=0, device="cpu",
-            machine=None) -> dict:
-    """Time generation and return the result dict (see the module docstring)."""
+            machine=None, feature_map="elu", layer_pattern="") -> dict:
+    """Time generation and return the result dict (see the module docstring). `feature_map`
+    "favor" times a FAVOR+ model (linear-recurrent only), `layer_pattern` a PAR model (its config
+    is in the result)."""
     pin_threads(threads)
     machine = machine or roofline.machine_in_subprocess(threads)
-    config = config_for_mode(model_name, mode)
+    config = config_for_mode(model_name, mode, feature_map, layer_pattern)
     backend = get_backend(backend_name)
     backend.set_threads(threads)
     model = backend.prepare(config, init_params(config, seed), device=device)
@@ -111,7 +123,8 @@ def measure_task(task) -> dict:
     """A study's speed task (claims.generation); the machine comes from the run, measured once."""
     result = measure(task["backend"], task["model"], task["mode"], task["batch"], repeats=task["repeats"],
                      steps=task.get("steps"), threads=task["threads"], device=task.get("device", "cpu"),
-                     machine=task.get("machine"))
+                     machine=task.get("machine"), feature_map=task.get("feature_map", "elu"),
+                     layer_pattern=task.get("layer_pattern", ""))
     if task.get("machine"):
         result.pop("machine")  # stored once, in run.json
     return result

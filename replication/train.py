@@ -31,7 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from linattn.backends import BackendUnavailable, get_backend
-from linattn.config import ConfigError, ModelConfig
+from linattn.config import FEATURE_MAPS, ConfigError, ModelConfig
 from linattn.weights import atomic_write, init_params, load_checkpoint, save_checkpoint
 
 from . import data, locks
@@ -397,6 +397,12 @@ def add_parser(sub):
     s = sub.add_parser("train", help="train one model of the C3 comparison (resumes an interrupted run); "
                        "data parallel under torchrun (torch) or over the local devices (jax)")
     s.add_argument("--attention", choices=["linear", "softmax"], required=True)
+    s.add_argument("--feature-map", choices=list(FEATURE_MAPS), default=None,
+                   help="linear attention's feature map: elu (elu + 1, the paper's) or favor (FAVOR+); "
+                   "default: the profile's quality.model, else elu")
+    s.add_argument("--layer-pattern", default=None,
+                   help="PAR: one letter per layer, a (attention + feed-forward) or f (feed-forward only); "
+                   "default: the profile's quality.model, else every layer attends")
     s.add_argument("--profile", default="cpu", help="smoke, cpu, gpu or paper (or a .toml): takes its [quality] settings")
     s.add_argument("--out", required=True, help="checkpoint folder; an interrupted run of the same config in it is "
                    "resumed, any other checkpoint refused")
@@ -443,6 +449,10 @@ def _checked_task(args) -> dict:
     q = settings(profile, "quality")
     if args.steps is not None:
         q["steps"] = args.steps
+    if args.feature_map is not None:
+        q["model"] = {**q["model"], "feature_map": args.feature_map}
+    if args.layer_pattern is not None:
+        q["model"] = {**q["model"], "layer_pattern": args.layer_pattern}
     backend_name = args.backend or q.get("backend", "torch")
     device = args.device or device_name_or_refuse(profile["study"].get("device", "cpu"))
     rank, local_rank, world_size = world()

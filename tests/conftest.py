@@ -28,15 +28,20 @@ def load_case(name):
     return config, params, expected
 
 
-def load_attention():
-    with np.load(FIXTURES / "attention.npz") as z:
+def load_attention(name="attention"):
+    """attention.npz, or favor_attention.npz (name="favor_attention": FAVOR+ with its projection)."""
+    with np.load(FIXTURES / f"{name}.npz") as z:
         return {k: z[k] for k in z.files}
 
 
-def random_model(attention, image_shape, seed=0):
-    """A small random model whose mixture samples land inside [-1, 1] (as the fixtures')."""
-    config = ModelConfig(attention=attention, n_layers=2, n_heads=4, d_model=32, head="mixture", n_mixtures=5,
-                         image_shape=image_shape, dropout=0.0)
+def random_model(kind, image_shape, seed=0, layer_pattern=""):
+    """A small random model of an attention kind ("softmax", "linear" or "linear-favor", with 12
+    features per head of 8) whose mixture samples land inside [-1, 1] (as the fixtures'): 2 layers,
+    or a PAR `layer_pattern`'s."""
+    favor = dict(feature_map="favor", n_features=12) if kind == "linear-favor" else {}
+    config = ModelConfig(attention=kind.split("-")[0], n_layers=len(layer_pattern) or 2, n_heads=4, d_model=32,
+                         head="mixture", n_mixtures=5, image_shape=image_shape, dropout=0.0, layer_pattern=layer_pattern,
+                         **favor)
     params = init_params(config, seed)
     params["head.bias"][2 * config.n_mixtures :] -= 3.0  # log-scales
     return config, params

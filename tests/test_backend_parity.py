@@ -24,7 +24,7 @@ from conftest import CASES, ROOT, TOLERANCE, load_attention, load_case, random_m
 from linattn import reference
 from linattn.backends import TIME_ATTENTION_KINDS, BackendUnavailable
 from linattn.config import MODES, ConfigError, ModelConfig
-from linattn.weights import init_params, load_checkpoint, save_checkpoint
+from linattn.weights import favor_projection, init_params, load_checkpoint, save_checkpoint
 
 
 class Torch:
@@ -59,11 +59,14 @@ class Torch:
             out.append([x.grad.numpy() for x in xs])
         return out
 
-    def recurrent(self, kind, B, H, D, T):
-        """(step, empty state) of a kind's recurrent twin, in float64; step takes numpy q, k, v."""
+    def recurrent(self, kind, B, H, D, T, *feature_args):
+        """(step, empty state) of a kind's recurrent twin, in float64; step takes numpy q, k, v;
+        `feature_args` (numpy: FAVOR+'s projection) are passed to every step."""
         twin = self.attention.KINDS[kind]
-        state = twin.empty_state(B, H, D, T, self.torch.zeros((), dtype=self.torch.float64))
-        return lambda q, k, v, s: twin.recurrent(self.array(q), self.array(k), self.array(v), s), state
+        args = [self.array(w) for w in feature_args]
+        d_feature = len(feature_args[0]) if feature_args else None
+        state = twin.empty_state(B, H, D, T, self.torch.zeros((), dtype=self.torch.float64), d_feature)
+        return lambda q, k, v, s: twin.recurrent(self.array(q), self.array(k), self.array(v), s, *args), state
 
     def embedded(self, model):
         return model.forward_embedded
@@ -116,11 +119,13 @@ class Jax:
         grads = self.jax.jit(lambda *xs: [self.jax.grad(loss, argnums)(*xs) for loss in losses])(*arrays)
         return [[np.asarray(g) for g in gs] for gs in grads]
 
-    def recurrent(self, kind, B, H, D, T):
+    def recurrent(self, kind, B, H, D, T, *feature_args):
         """The softmax cache is read in blocks of 8, so that every branch of its switch runs."""
         twin = self.attention.KINDS[kind]
-        step = partial(twin.recurrent, block_size=8) if kind.startswith("softmax") else twin.recurrent
-        return self.jax.jit(step), twin.empty_state(B, H, D, T, self.jax.numpy.float64)
+        step = self.jax.jit(partial(twin.recurrent, block_size=8) if kind.startswith("softmax") else twin.recurrent)
+        args = [self.array(w) for w in feature_args]
+        d_feature = len(feature_args[0]) if feature_args else None
+        return (lambda q, k, v, s: step(q, k, v, s, *args)), twin.empty_state(B, H, D, T, self.jax.numpy.float64, d_feature)
 
     def embedded(self, model):
         return lambda x: self.model.forward_embedded(model.params, model.config, x)
@@ -159,12 +164,20 @@ def backend(request):
     return request.param()
 
 
-def parallel_forms(backend, chunk_size):
-    """Every attention kind of the backend's table by its parallel form, and linear attention in
+def parallel_forms(backend, chunk_size, projected=False):
+    """The attention kinds of the backend's table that take FAVOR+'s projection (`projected`) or
+    those that do not, by their parallel forms (q, k, v, *feature_args), and each linear one in
     chunks of `chunk_size`."""
-    A = backend.attention
-    return {**{name: kind.parallel for name, kind in A.KINDS.items()},
-            "linear, chunked": partial(A.linear_attention, chunk_size=chunk_size)}
+    kinds = {name: kind for name, kind in backend.attention.KINDS.items() if kind.projected == projected}
+    return {**{name: kind.parallel for name, kind in kinds.items()},
+            **{f"{name}, chunked": partial(kind.parallel, chunk_size=chunk_size) for name, kind in kinds.items()
+               if name.startswith("linear")}}
+
+
+def favor_qkv(T, seed=0, m=7):
+    """random_qkv (B=2, H=3, D=5) and a FAVOR+ projection of m = 7 rows (a block of 5, part of another)."""
+    q, k, v = random_qkv(T, seed=seed)
+    return q, k, v, favor_projection(m, q.shape[-1], np.random.default_rng(seed + 1))
 
 
 # --- attention ----------------------------------------------------------------------------------
@@ -172,27 +185,36 @@ def parallel_forms(backend, chunk_size):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_attention_against_the_fixture(backend, dtype):
-    """Every kind in the backend's table, and linear attention in chunks of 3 over T = 7 (two full
-    chunks and a padded one), against the float64 reference's outputs."""
-    a = load_attention()
-    forms = parallel_forms(backend, chunk_size=3)
-    with backend.precision(dtype):
-        outs = backend.run(lambda q, k, v: {n: f(q, k, v) for n, f in forms.items()}, *(a[n].astype(dtype) for n in "qkv"))
-    assert {"softmax", "softmax-chunked", "linear", "linear, chunked"} <= set(outs)
-    for name, o in outs.items():
-        assert o.dtype == np.dtype(dtype), name
-        expected = a["linear_attention" if name.startswith("linear") else "softmax_attention"]
-        np.testing.assert_allclose(o, expected, rtol=0, atol=TOLERANCE[dtype]["attention"], err_msg=name)
+    """Every kind in the backend's table, and each linear one in chunks of 3 over T = 7 (two full
+    chunks and a padded one), against the float64 reference's outputs: attention.npz, and
+    favor_attention.npz with its projection for the FAVOR+ kind."""
+    outs = {}
+    for projected, a in ((False, load_attention()), (True, load_attention("favor_attention"))):
+        forms = parallel_forms(backend, 3, projected)
+        args = [a["projection"].astype(dtype)] if projected else []
+        with backend.precision(dtype):
+            got = backend.run(lambda q, k, v, *w: {n: f(q, k, v, *w) for n, f in forms.items()},
+                              *(a[n].astype(dtype) for n in "qkv"), *args)
+        for name, o in got.items():
+            outs[name] = o
+            expected = a["linear_favor_attention" if projected else "linear_attention" if name.startswith("linear")
+                         else "softmax_attention"]
+            assert o.dtype == np.dtype(dtype), name
+            np.testing.assert_allclose(o, expected, rtol=0, atol=TOLERANCE[dtype]["attention"], err_msg=name)
+    assert {"softmax", "softmax-chunked", "linear", "linear, chunked", "linear-favor", "linear-favor, chunked"} <= set(outs)
 
 
-@pytest.mark.parametrize("kind", ["softmax", "linear"])
+@pytest.mark.parametrize("kind", ["softmax", "linear", "linear-favor"])
 def test_recurrent_twin_equals_the_parallel_form(backend, kind):
-    """The twin of the kind's table entry stepped over a whole sequence from its empty state."""
-    q, k, v = random_qkv(30)
+    """The twin of the kind's table entry stepped over a whole sequence from its empty state (FAVOR+:
+    its state is m x D, m = 7 features per head of 5)."""
+    q, k, v, W = favor_qkv(30)
+    args = [W] if backend.attention.KINDS[kind].projected else []
     B, T, H, D = q.shape
     with backend.precision("float64"):
-        parallel = backend.run(lambda q, k, v: {"o": backend.attention.KINDS[kind].parallel(q, k, v)}, q, k, v)["o"]
-        step, state = backend.recurrent(kind, B, H, D, T)
+        parallel = backend.run(lambda q, k, v, *w: {"o": backend.attention.KINDS[kind].parallel(q, k, v, *w)},
+                               q, k, v, *args)["o"]
+        step, state = backend.recurrent(kind, B, H, D, T, *args)
         outs = []
         for t in range(T):
             o, state = step(q[:, t], k[:, t], v[:, t], state)
@@ -200,14 +222,20 @@ def test_recurrent_twin_equals_the_parallel_form(backend, kind):
     np.testing.assert_allclose(np.stack(outs, axis=1), parallel, rtol=0, atol=TOLERANCE["float64"]["attention"])
 
 
-@pytest.mark.parametrize("T, chunk", [(1, 4), (7, 4), (50, 16), (64, 16), (100, 64), (130, 32)])
-def test_chunkwise_linear_attention_equals_the_quadratic_form(backend, T, chunk):
+@pytest.mark.parametrize("T, chunk, kind", [(1, 4, "linear"), (7, 4, "linear"), (50, 16, "linear"), (64, 16, "linear"),
+                                           (100, 64, "linear"), (130, 32, "linear"), (7, 4, "linear-favor"),
+                                           (130, 32, "linear-favor")])
+def test_chunkwise_linear_attention_equals_the_quadratic_form(backend, T, chunk, kind):
     """Chunks that divide T, that leave a padded last chunk, and one chunk longer than T; against
-    the reference's masked quadratic form, in float64."""
-    q, k, v = random_qkv(T, seed=T)
+    the reference's masked quadratic form, in float64; FAVOR+'s features (m = 7 of D = 5) too."""
+    q, k, v, W = favor_qkv(T, seed=T)
+    args = [W] if kind == "linear-favor" else []
+    fm = {"linear": backend.attention.elu_feature_map, "linear-favor": backend.attention.favor_feature_map}[kind]
     with backend.precision("float64"):
-        o = backend.run(lambda q, k, v: {"o": backend.attention.linear_attention(q, k, v, chunk_size=chunk)}, q, k, v)["o"]
-    np.testing.assert_allclose(o, reference.linear_attention(q, k, v), rtol=0, atol=1e-10)
+        o = backend.run(lambda q, k, v, *w: {"o": backend.attention.linear_attention(q, k, v, *w, feature_map=fm,
+                                                                                     chunk_size=chunk)}, q, k, v, *args)["o"]
+    ref_fm = {"linear": reference.elu_feature_map, "linear-favor": reference.favor_feature_map}[kind]
+    np.testing.assert_allclose(o, reference.linear_attention(q, k, v, *args, feature_map=ref_fm), rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("T, chunk", [(5, 2), (50, 16), (100, 32)])
@@ -226,13 +254,15 @@ def test_causality_of_the_attention(backend):
     """For every form: the gradient of the output at position t with respect to q, k and v is
     exactly zero after t, and not zero up to t (at every position for k and v). T = 11, t = 5:
     linear attention in chunks of 4 puts t in the second chunk."""
-    q, k, v = random_qkv(11, seed=1)
+    q, k, v, W = favor_qkv(11, seed=1)
     t = 5
-    forms = parallel_forms(backend, chunk_size=4)
+    forms = {**parallel_forms(backend, 4), **parallel_forms(backend, 4, projected=True)}
+    projected = set(parallel_forms(backend, 4, projected=True))
     w = np.random.default_rng(2).standard_normal(q.shape[2:])  # (H, D): no output sums to a constant
     with backend.precision("float64"):
-        wt = backend.array(w)
-        losses = [lambda q, k, v, f=f: (f(q, k, v)[:, t] * wt).sum() for f in forms.values()]
+        wt, Wt = backend.array(w), backend.array(W)
+        losses = [lambda q, k, v, f=f, args=[Wt] if n in projected else []: (f(q, k, v, *args)[:, t] * wt).sum()
+                  for n, f in forms.items()]
         grads = backend.gradients(losses, q, k, v)
     for name, (dq, dk, dv) in zip(forms, grads):
         for g in (dq, dk, dv):
@@ -269,12 +299,15 @@ def test_fixture(backend, case, dtype):
             np.testing.assert_array_equal(sample, expected[f"sample_{mode}"], err_msg=mode)
 
 
-@pytest.mark.parametrize("mode", list(MODES))
-def test_generation_equals_the_reference(backend, mode):
+@pytest.mark.parametrize("mode, kind, pattern", [*((m, a, "") for m, a in MODES.items()),
+                                                ("linear-recurrent", "linear-favor", ""),
+                                                *((m, a, "faf") for m, a in MODES.items())])
+def test_generation_equals_the_reference(backend, mode, kind, pattern):
     """Every mode draws the reference's bytes from the same noise on a random model too (float32,
     T = 48, batch 1), not only on the committed fixtures: JAX once read wrong position-code rows
-    inside its compiled generation loop here while every fixture still passed."""
-    config, params = random_model(MODES[mode], (4, 4, 3), seed=5)
+    inside its compiled generation loop here while every fixture still passed. FAVOR+ too, and PAR
+    layer patterns (feed-forward-only layers around an attention layer)."""
+    config, params = random_model(kind, (4, 4, 3), seed=5, layer_pattern=pattern)
     noise = np.random.default_rng(6).random((1, config.seq_len, 2))  # batch 1: where that fault showed
     expected = reference.generate(params, config, mode, noise)
     got = backend.backend.generate(backend.backend.prepare(config, params), mode, noise)
@@ -282,10 +315,12 @@ def test_generation_equals_the_reference(backend, mode):
     assert len(np.unique(expected)) > 10  # not a constant image
 
 
-@pytest.mark.parametrize("attention", ["softmax", "linear"])
-def test_forward_step_equals_forward(backend, attention):
-    """The recurrent form position by position equals the parallel form, in float64 (T = 40)."""
-    config, params = random_model(attention, (5, 4, 2))
+@pytest.mark.parametrize("attention, pattern", [("softmax", ""), ("linear", ""), ("linear-favor", ""), ("softmax", "fafa"),
+                                                ("linear", "afaf")])
+def test_forward_step_equals_forward(backend, attention, pattern):
+    """The recurrent form position by position equals the parallel form, in float64 (T = 40); with
+    PAR layer patterns too (the state of a feed-forward-only layer is None)."""
+    config, params = random_model(attention, (5, 4, 2), layer_pattern=pattern)
     tokens = np.random.default_rng(1).integers(0, 257, size=(2, config.seq_len))
     with backend.precision("float64"):
         m = backend.backend.prepare(config, params, dtype="float64")
@@ -294,12 +329,12 @@ def test_forward_step_equals_forward(backend, attention):
     np.testing.assert_allclose(stepped, expected, rtol=0, atol=TOLERANCE["float64"]["out"])
 
 
-@pytest.mark.parametrize("attention", ["softmax", "linear"])
-def test_causality_of_the_model(backend, attention):
+@pytest.mark.parametrize("attention, pattern", [("softmax", ""), ("linear", ""), ("linear-favor", ""), ("linear", "fa")])
+def test_causality_of_the_model(backend, attention, pattern):
     """d out[:, i] / d x[:, j] is exactly zero for every j > i, and not for any j <= i (x: the
     embedded inputs; out: the head outputs, projected on a random vector). T = 70 spans two
     linear-attention chunks of 64, the second one padded."""
-    config, params = random_model(attention, (7, 10, 1))
+    config, params = random_model(attention, (7, 10, 1), layer_pattern=pattern)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, config.seq_len, config.d_model)).astype(np.float32)
     w = backend.array(rng.standard_normal(config.n_outputs).astype(np.float32))
@@ -328,10 +363,12 @@ def test_sample_from_head(backend):
     np.testing.assert_array_equal(backend.sample_from_head(flat, categorical, np.array([[0.5, 0.5]], np.float32)), [128])
 
 
-def test_checkpoints(backend, tmp_path):
-    """A prepared model gives back the format's weights exactly; they survive a save and a load,
-    and the reloaded model computes the same outputs; bits/dim in batches of one."""
-    config, params, expected = load_case("softmax_categorical_gray")
+@pytest.mark.parametrize("name", ["softmax_categorical_gray", "linear_favor_mixture_gray", "softmax_par_categorical_gray"])
+def test_checkpoints(backend, tmp_path, name):
+    """A prepared model gives back the format's weights exactly (FAVOR+'s projection included);
+    they survive a save and a load, and the reloaded model computes the same outputs; bits/dim in
+    batches of one."""
+    config, params, expected = load_case(name)
     b = backend.backend
     m = b.prepare(config, params)
     back = b.params_of(m)
@@ -386,12 +423,16 @@ def test_time_window(backend, name):
 # --- training -----------------------------------------------------------------------------------
 
 
-def test_train_step(backend):
+@pytest.mark.parametrize("feature_map, pattern", [("elu", ""), ("favor", ""), ("elu", "fa")])
+def test_train_step(backend, feature_map, pattern, tmp_path):
     """30 steps on one repeated batch of bytes 0..9 lower the loss; decoupled weight decay shrinks
     every weight that gets no gradient (the embeddings of bytes 10..255) by (1 - lr wd) per step
-    and nothing else; the embeddings of the bytes seen are trained."""
+    and nothing else; the embeddings of the bytes seen are trained. FAVOR+'s projection is not
+    trained: not decayed either, the same bits after the steps, and through a checkpoint, whose
+    model computes what the trained one does. A PAR model (a feed-forward-only layer first) too."""
     lr, wd, steps = 1e-2, 0.01, 30
-    config = ModelConfig(n_layers=1, n_heads=2, d_model=16, image_shape=(4, 4, 1), dropout=0.0)
+    config = ModelConfig(n_layers=len(pattern) or 1, n_heads=2, d_model=16, image_shape=(4, 4, 1), dropout=0.0,
+                         feature_map=feature_map, n_features=12, layer_pattern=pattern)
     params = init_params(config, 0)
     data = np.random.default_rng(3).integers(0, 10, (4, config.seq_len))
     with backend.precision("float32"):
@@ -402,6 +443,19 @@ def test_train_step(backend):
     np.testing.assert_allclose(after["embed.weight"][unused], params["embed.weight"][unused] * (1 - lr * wd) ** steps,
                                rtol=1e-5, atol=0)
     assert np.all(after["embed.weight"][:10] != params["embed.weight"][:10] * (1 - lr * wd) ** steps)
+    last = f"layers.{config.n_layers - 1}"  # a layer with attention in every variant
+    for n in (f"{last}.attn.q.weight", "layers.0.ff1.weight"):
+        assert not np.array_equal(after[n], params[n]), n
+    fixed = [n for n in params if n.endswith(".feature_projection")]
+    assert len(fixed) == (feature_map == "favor")
+    for n in fixed:
+        np.testing.assert_array_equal(after[n], params[n], err_msg=n)
+    save_checkpoint(tmp_path / "trained", config, after)
+    config2, reloaded = load_checkpoint(tmp_path / "trained")
+    assert config2 == config and all(np.array_equal(reloaded[n], after[n]) for n in after)
+    tokens = reference.input_tokens(data)
+    np.testing.assert_allclose(backend.backend.forward(backend.backend.prepare(config2, reloaded), tokens),
+                               reference.forward(after, config, tokens), rtol=0, atol=TOLERANCE["float32"]["out"])
 
 
 # --- one name per property in every language ------------------------------------------------------

@@ -31,6 +31,20 @@ def test_the_kinds_the_scaling_study_plans_are_in_the_backends_table(name):
         assert callable(kind.parallel) and callable(kind.recurrent) and callable(kind.empty_state)
 
 
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_every_kind_a_config_names_is_in_the_table_and_projected_where_its_weights_say(name):
+    """A model looks its kind up by `ModelConfig.attention_kind`; a kind's forms take FAVOR+'s
+    projection exactly when the weights format gives the config one per layer."""
+    from linattn.config import ModelConfig
+    from linattn.weights import param_shapes
+
+    attention = importlib.import_module(f"linattn.{name}_backend.attention")
+    for fields in (dict(attention="softmax"), dict(attention="linear"), dict(attention="linear", feature_map="favor")):
+        config = ModelConfig(**fields)
+        kind = attention.KINDS[config.attention_kind]
+        assert kind.projected == ("layers.0.attn.feature_projection" in param_shapes(config)), fields
+
+
 def test_one_step_signature_with_the_0_based_position():
     """The recurrent form's step takes the token(s), then the position counted from 0, then the
     state, in the reference and every backend; Julia converts to its 1-based column inside. (The

@@ -291,6 +291,9 @@ BAD_TRAIN = {
     "fixture-copy": (checkpoint, [], ["without training state", "--overwrite"]),
     "another-config": (lambda t: interrupted_run(t, "linear"), [], ["another config", "attention 'linear' (asked 'softmax')",
                                                                     "--overwrite"]),
+    "favor-softmax": (lambda t: t / "ck", ["--feature-map", "favor"], ["feature_map='favor'", "attention='linear'"]),
+    "feature-map-unknown": (lambda t: t / "ck", ["--feature-map", "relu"], ["--feature-map", "'relu'"]),
+    "layer-pattern-letters": (lambda t: t / "ck", ["--layer-pattern", "x"], ["layer_pattern", "'a'", "'f'", "'x'"]),
 }
 
 
@@ -373,6 +376,12 @@ BAD_STUDY = {
                         ["--steps must be >= 2"]),
     "speed-device-unknown": (lambda t: ["speed", "--model", "mnist", "--mode", "linear-recurrent", "--device", "tpu"],
                              ["--device", "'tpu'"]),
+    "speed-favor-softmax": (lambda t: ["speed", "--model", "mnist", "--mode", "softmax-cached", "--feature-map", "favor"],
+                            ["--feature-map favor", "linear-recurrent"]),
+    "speed-feature-map-unknown": (lambda t: ["speed", "--model", "mnist", "--mode", "linear-recurrent", "--feature-map", "relu"],
+                                  ["--feature-map", "'relu'"]),
+    "speed-layer-pattern-short": (lambda t: ["speed", "--model", "mnist", "--mode", "linear-recurrent", "--layer-pattern", "afa"],
+                                  ["layer_pattern", "n_layers=8", "'afa'"]),
 }
 
 

@@ -1,12 +1,14 @@
 """Configurations and checkpoints that cannot work are refused with a message naming the field."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
+from conftest import FIXTURES
 from linattn.config import ConfigError, ModelConfig, check_mode
-from linattn.weights import init_params, load_checkpoint, save_checkpoint
+from linattn.weights import check_params, init_params, is_trained, load_checkpoint, param_shapes, save_checkpoint
 
 
 @pytest.mark.parametrize(
@@ -22,6 +24,12 @@ from linattn.weights import init_params, load_checkpoint, save_checkpoint
         (dict(image_shape=(28, 0, 1)), ["image_shape width"]),
         (dict(d_model=18, n_heads=2), ["multiple of 4"]),
         (dict(dropout=1.5), ["dropout"]),
+        (dict(feature_map="relu"), ["feature_map", "elu", "favor"]),
+        (dict(feature_map="favor", n_features=0), ["n_features", ">= 1"]),
+        (dict(attention="softmax", feature_map="favor"), ["feature_map='favor'", "attention='linear'", "elu"]),
+        (dict(n_layers=3, layer_pattern="af"), ["layer_pattern", "n_layers=3", "'afa'", "got 'af'"]),
+        (dict(n_layers=2, layer_pattern="ax"), ["layer_pattern", "'a'", "'f'", "got 'ax'"]),
+        (dict(n_layers=2, layer_pattern=["a", "f"]), ["layer_pattern", "got ['a', 'f']"]),
     ],
 )
 def test_bad_config_is_refused_with_field_and_allowed_values(fields, words):
@@ -41,6 +49,44 @@ def test_unknown_mode_and_mismatched_mode_are_refused():
         check_mode("fast", ModelConfig())
     with pytest.raises(ConfigError, match="attention='softmax'"):
         check_mode("softmax-cached", ModelConfig(attention="linear"))
+
+
+def test_a_config_json_without_the_later_fields_loads_with_their_defaults():
+    """Checkpoints written before feature_map and n_features existed (as the first fixtures) hold
+    the elu model and load as it, unchanged."""
+    d = json.loads((FIXTURES / "linear_mixture_gray" / "config.json").read_text())
+    assert "feature_map" not in d and "n_features" not in d and "layer_pattern" not in d
+    config, params = load_checkpoint(FIXTURES / "linear_mixture_gray")
+    assert config.feature_map == "elu" and config.attention_kind == "linear" and config.d_feature == config.d_head
+    assert config.layer_pattern == "" and config.n_attention_layers == config.n_layers
+    assert not any(n.endswith("feature_projection") for n in params)
+
+
+def test_favor_weights_have_one_fixed_projection_per_layer():
+    config = ModelConfig(n_layers=3, n_heads=4, d_model=32, feature_map="favor", n_features=20)
+    shapes = param_shapes(config)
+    fixed = [n for n in shapes if not is_trained(n)]
+    assert fixed == [f"layers.{i}.attn.feature_projection" for i in range(3)]
+    assert {shapes[n] for n in fixed} == {(20, 8)}
+    assert config.attention_kind == "linear-favor" and config.d_feature == 20
+    assert all(is_trained(n) for n in param_shapes(ModelConfig()))
+    with pytest.raises(ConfigError, match="feature_projection"):  # an elu checkpoint read as FAVOR+
+        check_params(config, init_params(dataclasses.replace(config, feature_map="elu")))
+
+
+def test_par_feed_forward_layers_have_no_attention_weights():
+    """A layer_pattern's "f" layers hold norm2, ff1 and ff2 alone; "a" layers all of a layer."""
+    config = ModelConfig(n_layers=3, n_heads=2, d_model=8, layer_pattern="faa", feature_map="favor", n_features=4)
+    shapes = param_shapes(config)
+    assert sorted(n for n in shapes if n.startswith("layers.0.")) == [
+        f"layers.0.{n}.{w}" for n in ("ff1", "ff2", "norm2") for w in ("bias", "weight")]
+    full = {n.removeprefix("layers.1.") for n in shapes if n.startswith("layers.1.")}
+    assert full == {n.removeprefix("layers.2.") for n in shapes if n.startswith("layers.2.")}
+    assert {"attn.q.weight", "attn.feature_projection", "norm1.weight", "ff1.weight"} <= full
+    assert [config.has_attention(i) for i in range(3)] == [False, True, True] and config.n_attention_layers == 2
+    assert ModelConfig(n_layers=2).n_attention_layers == 2  # no pattern: every layer attends
+    with pytest.raises(ConfigError, match="layers.0.attn"):  # a full model's weights read as PAR
+        check_params(config, init_params(dataclasses.replace(config, layer_pattern="")))
 
 
 def test_checkpoint_round_trip(tmp_path):

@@ -1,6 +1,7 @@
 """Paper-scale training on existing engines, checked on the CPU: torchrun with 2 gloo processes and
 JAX over 2 forced host devices follow the single-process loss trajectory with the same global batch,
-checkpoints resume under another number of processes or devices, and bad input is refused first.
+checkpoints resume under another number of processes or devices, and bad input is refused first;
+a FAVOR+ model goes through the same loop with its projection fixed.
 
 Tolerance: the runs differ only in the order of float32 sums (two half-batch means averaged by the
 all-reduce, against one mean over the batch), about 1e-7 relative per reduction; over a few steps
@@ -127,6 +128,29 @@ def test_jax_two_devices_follow_one_device_and_resume_across_device_counts(tmp_p
     assert_same_weights(tmp_path / "two", tmp_path / "one")
     assert_same_weights(tmp_path / "shrink", tmp_path / "one")
     assert (tmp_path / "one" / "train_state.npz").is_file()
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_a_favor_model_trains_and_resumes_with_its_projection_fixed(tmp_path, backend):
+    """The C3 training loop on a FAVOR+ model: 2 steps, then resumed to 4 from its checkpoint; the
+    other weights move, the projections stay the ones init_params drew (a buffer in torch, out of
+    JAX's optimiser), and the resumed run equals one of 4 steps straight through."""
+    from linattn.weights import init_params, load_checkpoint
+
+    def favor_task(folder, steps):
+        t = task(folder, steps, backend=backend)
+        return {**t, "model": {**t["model"], "feature_map": "favor", "n_features": 6}}
+
+    train(favor_task(tmp_path / "resumed", 2))
+    resumed = train(favor_task(tmp_path / "resumed", 4))
+    straight = train(favor_task(tmp_path / "straight", 4))
+    config, params = load_checkpoint(tmp_path / "resumed")
+    assert config.feature_map == "favor" and resumed["steps"] == 4
+    start = init_params(config, 0)
+    np.testing.assert_array_equal(params["layers.0.attn.feature_projection"], start["layers.0.attn.feature_projection"])
+    assert not np.array_equal(params["layers.0.attn.q.weight"], start["layers.0.attn.q.weight"])
+    np.testing.assert_allclose(curve(resumed), curve(straight), rtol=RTOL)
+    assert_same_weights(tmp_path / "resumed", tmp_path / "straight")
 
 
 def refused(capsys, code, *words):

@@ -188,11 +188,13 @@ def test_dropout_only_with_a_key():
     assert np.abs(dropped - expected["out"]).max() > 0.01
 
 
-def test_train_step_mirrors_torch_and_lowers_the_loss(torch_one_thread):
+@pytest.mark.parametrize("name", ["softmax_mixture_rgb", "linear_favor_mixture_gray"])
+def test_train_step_mirrors_torch_and_lowers_the_loss(torch_one_thread, name):
     """RAdam with decoupled weight decay, step for step as torch.optim.RAdam, in float64 (dropout 0
-    in this fixture): the rectification starts at step 6, so 8 steps see both branches. One
-    compilation for all the steps."""
-    config, params, expected = load_case("softmax_mixture_rgb")
+    in these fixtures): the rectification starts at step 6, so 8 steps see both branches. One
+    compilation for all the steps. FAVOR+'s projection, a buffer in torch, stays out of JAX's
+    optimiser state (and so unchanged, as torch's buffer)."""
+    config, params, expected = load_case(name)
     ttrain = importlib.import_module("linattn.torch_backend.train")
     tm = tb.prepare(config, params, dtype="float64")
     optimizer = ttrain.make_optimizer(tm)
@@ -208,6 +210,9 @@ def test_train_step_mirrors_torch_and_lowers_the_loss(torch_one_thread):
         assert train.train_step._cache_size() == compiled
         jax_params = model.to_format(state.params, dtype=np.float64)
     assert losses[-1] < losses[0] and int(state.step) == 8
+    opt_names = [k for k in train.state_arrays(state) if k.startswith("opt/")]
+    assert opt_names and not any("feature_projection" in k for k in opt_names)
+    assert set(tm.state_dict()) == set(jax_params)
     for n, w in tm.state_dict().items():
         np.testing.assert_allclose(jax_params[n], w.detach().numpy(), rtol=0, atol=TOLERANCE["float64"]["out"], err_msg=n)
     assert not np.array_equal(jax_params["layers.0.ff1.weight"], params["layers.0.ff1.weight"])

@@ -64,6 +64,7 @@ for name in sys.argv[3:]:
     )
 jb.warm_up()
 results["time_attention"] = np.array(jb.time_attention("linear", 1, 16, 2, 4, 2))
+results["time_attention_favor"] = np.array(jb.time_attention("linear-favor", 1, 16, 2, 4, 2))
 results["attention_peak_bytes"] = np.int64(jb.attention_peak_bytes())
 np.savez(out, **results)
 print(jb.info())
@@ -121,8 +122,8 @@ def test_params_cross_the_boundary_unchanged(julia, name):
 
 
 def test_time_attention_times_each_repeat(julia):
-    seconds = julia["time_attention"]
-    assert seconds.shape == (2,) and (seconds > 0).all()
+    for seconds in (julia["time_attention"], julia["time_attention_favor"]):
+        assert seconds.shape == (2,) and (seconds > 0).all()
     assert julia["attention_peak_bytes"] >= 0
 
 

@@ -72,6 +72,8 @@ REGISTERED = {
 # Julia twin -> the Python file that defines the same name (DESIGN sections 3 and 4).
 TWINS = {
     "elu_feature_map": "torch_backend/attention.py",
+    "favor_feature_map": "torch_backend/attention.py",
+    "favor_projection": "weights.py",
     "softmax_attention": "torch_backend/attention.py",
     "softmax_attention_recurrent": "torch_backend/attention.py",
     "linear_attention": "torch_backend/attention.py",
@@ -485,7 +487,8 @@ def test_julia_check_table_shows_batch_one_and_the_best_batch():
 
 # --- constants defined once: Julia's twins carry Python's values -------------------------------
 
-TWIN_CONSTANTS = ("NORM_EPS", "LINEAR_EPS", "LOG_SCALE_MIN", "START_TOKEN", "VOCAB")
+TWIN_CONSTANTS = ("NORM_EPS", "LINEAR_EPS", "LOG_SCALE_MIN", "START_TOKEN", "VOCAB", "N_FEATURES")
+TWIN_NAME_TUPLES = ("ATTENTIONS", "FEATURE_MAPS", "LAYER_LETTERS")
 
 
 @pytest.mark.parametrize("name", TWIN_CONSTANTS)
@@ -498,3 +501,13 @@ def test_julia_constants_equal_the_python_ones(name):
              for m in re.finditer(rf"^const {name} = ([-0-9.eE+]+)", f.read_text(), re.M)]
     assert len(found) == 1, f"{name}: expected one `const {name} = <number>` in julia/src, found {found}"
     assert found[0] == float(getattr(config, name)), f"{name}: Julia {found[0]} vs Python {getattr(config, name)}"
+
+
+@pytest.mark.parametrize("name", TWIN_NAME_TUPLES)
+def test_julia_name_tuples_equal_the_python_ones(name):
+    """The allowed values of a config field: Julia's `const NAME = ("a", "b")` holds Python's tuple."""
+    from linattn import config
+
+    found = [m.group(1) for f in SRC_FILES for m in re.finditer(rf"^const {name} = \(([^)]*)\)", f.read_text(), re.M)]
+    assert len(found) == 1, f"{name}: expected one `const {name} = (...)` in julia/src, found {found}"
+    assert tuple(re.findall(r'"([^"]*)"', found[0])) == getattr(config, name)

@@ -95,7 +95,9 @@ def test_the_attention_forms_agree_and_a_wrong_one_shows():
     outs = forms.attention_forms(q, k, v, chunk_size=4)
     assert {"softmax: reference KV cache", "linear: reference recurrent", "softmax: torch softmax",
             "softmax: torch softmax-fused", "softmax: torch softmax-chunked", "softmax: torch softmax, recurrent twin",
-            "linear: torch linear", "linear: torch linear, recurrent twin", "linear: torch linear in chunks of 4"} <= set(outs)
+            "linear: torch linear", "linear: torch linear, recurrent twin", "linear: torch linear in chunks of 4",
+            "linear-favor: reference recurrent", "linear-favor: torch linear-favor",
+            "linear-favor: torch linear-favor, recurrent twin"} <= set(outs)
     assert not any(n.startswith("softmax: torch softmax-fused, recurrent") for n in outs)  # one twin for all softmax kinds
     rows = forms.differences(outs)
     assert [r["form"] for r in rows] == list(outs)

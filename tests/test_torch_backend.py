@@ -39,8 +39,9 @@ def test_both_softmax_modes_draw_identical_bytes():
     assert len(np.unique(a)) > 10  # the comparison is not between two constant images
 
 
-def test_weights_of_torchs_own_initialisation_round_trip_through_the_format(tmp_path):
-    config = ModelConfig(n_layers=2, n_heads=2, d_model=16, image_shape=(3, 3, 1))
+@pytest.mark.parametrize("feature_map", ["elu", "favor"])
+def test_weights_of_torchs_own_initialisation_round_trip_through_the_format(tmp_path, feature_map):
+    config = ModelConfig(n_layers=2, n_heads=2, d_model=16, image_shape=(3, 3, 1), feature_map=feature_map, n_features=12)
     model = Transformer(config)  # torch's own initialisation, not the format's
     save_checkpoint(tmp_path, config, tb.params_of(model))
     config2, params = load_checkpoint(tmp_path)
@@ -48,6 +49,33 @@ def test_weights_of_torchs_own_initialisation_round_trip_through_the_format(tmp_
     for (n, a), (n2, b) in zip(model.state_dict().items(), model2.state_dict().items()):
         assert n == n2
         torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_favor_projection_is_a_saved_buffer_not_a_parameter():
+    """FAVOR+'s projection is in the state_dict (so in every checkpoint) and is moved and cast with
+    the model, but it is no parameter: the optimiser never sees it. torch's own initialisation
+    draws a real one (orthogonal rows within a block), not zeros."""
+    config = ModelConfig(n_layers=2, n_heads=2, d_model=16, image_shape=(3, 3, 1), feature_map="favor", n_features=12)
+    model = tb.prepare(config, init_params(config, 0), dtype="float64")
+    assert not any("feature_projection" in n for n, _ in model.named_parameters())
+    assert {f"layers.{i}.attn.feature_projection" for i in range(2)} <= set(model.state_dict())
+    assert model.layers[1].attn.feature_projection.dtype == torch.float64
+    w = Transformer(config).layers[0].attn.feature_projection  # (12, 8): a block of 8 rows and 4 of another
+    gram = w[:8] @ w[:8].T
+    torch.testing.assert_close(gram, torch.diag(gram.diagonal()), atol=1e-5, rtol=0)
+    assert (gram.diagonal() > 0).all()
+
+
+def test_a_feed_forward_only_layer_has_no_attention_module():
+    """PAR: an "f" layer holds no attention and no norm1 (so no such state_dict entries), and its
+    recurrent state is None; the step equals the parallel form."""
+    config = ModelConfig(attention="softmax", n_layers=3, n_heads=2, d_model=16, image_shape=(3, 3, 1), dropout=0.0,
+                         layer_pattern="afa")
+    model = tb.prepare(config, init_params(config, 0))
+    assert model.layers[1].attn is None and model.layers[1].norm1 is None and model.layers[0].attn is not None
+    assert not any(n.startswith("layers.1.attn") or n.startswith("layers.1.norm1") for n in model.state_dict())
+    state = model.empty_state(2, config.seq_len)
+    assert state[1] is None and state[0] is not None and state[2] is not None
 
 
 @pytest.mark.slow

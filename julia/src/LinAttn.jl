@@ -26,7 +26,7 @@ module LinAttn
 using ChainRulesCore: ChainRulesCore, NoTangent, ignore_derivatives, unthunk
 using Flux: Flux, Dense, Dropout, Embedding
 using JSON: JSON
-using LinearAlgebra: BLAS
+using LinearAlgebra: BLAS, diag, qr
 using NNlib: batched_mul, batched_transpose, elu, logsoftmax, logsumexp, pad_zeros, relu,
     softmax, softplus
 using NPZ: npzread, npzwrite
@@ -36,7 +36,7 @@ using Statistics: mean
 using Zygote: Zygote
 
 export ModelConfig, Transformer, KVCache, LinearState, AttentionKind, SoftmaxKind, LinearKind
-export elu_feature_map, softmax_attention, softmax_attention_recurrent!,
+export elu_feature_map, favor_feature_map, favor_projection, softmax_attention, softmax_attention_recurrent!,
     linear_attention, linear_attention_recurrent!
 export input_tokens, position_code, forward, forward_step!, empty_state
 export split_mixture, log_prob, nats_per_dim, bits_per_dim

@@ -1,7 +1,8 @@
 # Causal softmax and linear attention, each as a parallel form and a recurrent twin.
 #
 # Shapes: q, k, v are [D, H, T, B] in the parallel forms and [D, H, B] for one step
-# (Python: (B, T, H, D) and (B, H, D)). Every function is generic in the float type T.
+# (Python: (B, T, H, D) and (B, H, D)); F is the size of a linear kind's features φ(x) (D for
+# elu + 1, m for FAVOR+). Every function is generic in the float type T.
 
 const LINEAR_EPS = 1e-6  # added to the linear attention's normaliser; used as T(LINEAR_EPS)
 
@@ -11,6 +12,40 @@ const LINEAR_EPS = 1e-6  # added to the linear attention's normaliser; used as T
 φ(x) = elu(x) + 1, positive everywhere.
 """
 elu_feature_map(x::AbstractArray{T}) where {T} = elu.(x) .+ one(T)
+
+"""
+    favor_feature_map(x, projection)
+
+FAVOR+ (Choromanski et al. 2020, positive random features of the softmax kernel):
+φ(x) = exp(W x′ - |x′|²/2) / √m, x′ = x / D^(1/4), W = `projection` [m, D], so that
+E[φ(q)·φ(k)] = exp(q·k / √D) over Gaussian rows of W. x [D, ...] -> [m, ...]. No max subtracted
+before exp (Performer's stabiliser): its shift would differ between the parallel form (a max over
+all positions) and the recurrent twin (a max so far).
+"""
+function favor_feature_map(x::AbstractArray{T}, projection::AbstractMatrix{T}) where {T}
+    D, m = size(x, 1), size(projection, 1)
+    x2 = reshape(x, D, :) .* T(D^(-1 / 4))  # [D, N]: every position of every head
+    φ = exp.(projection * x2 .- sum(abs2, x2; dims = 1) ./ 2) ./ T(sqrt(m))  # [m, N]
+    return reshape(φ, m, size(x)[2:end]...)
+end
+
+"""
+    favor_projection(n_features, d_head, rng) -> W
+
+FAVOR+'s W [n_features, d_head] (Float64), positive orthogonal random features, drawn as
+`linattn.weights.favor_projection` draws it (not with the same numbers: a model's W comes from its
+checkpoint; this one serves `time_attention`): blocks of d_head orthogonal rows, each the Q of the
+QR factorisation of a standard Gaussian matrix with the signs of R's diagonal moved into Q, stacked
+and cut to n_features rows, each row then scaled to the length of an independent Gaussian vector.
+"""
+function favor_projection(n_features::Integer, d_head::Integer, rng::Random.AbstractRNG)
+    blocks = map(1:cld(n_features, d_head)) do _
+        f = qr(randn(rng, d_head, d_head))
+        permutedims(Matrix(f.Q) .* sign.(diag(f.R))')  # rows orthonormal
+    end
+    W = reduce(vcat, blocks)[1:n_features, :]
+    return W .* sqrt.(sum(abs2, randn(rng, n_features, d_head); dims = 2))
+end
 
 # [D, H, T, B] -> [D, T, H*B]: one matrix per head and batch row, for batched_mul.
 heads_to_batch(x::AbstractArray{<:Any,4}) = reshape(permutedims(x, (1, 3, 2, 4)), size(x, 1), size(x, 3), :)
@@ -106,38 +141,40 @@ function softmax_attention_recurrent!(q::AbstractArray{T,3}, k::AbstractArray{T,
 end
 
 """
-    linear_attention(q, k, v; feature_map = elu_feature_map, chunk_size = 64) -> o
+    linear_attention(q, k, v, feature_args...; feature_map = elu_feature_map, chunk_size = 64) -> o
 
-oᵢ = φ(qᵢ)ᵀ Sᵢ / (φ(qᵢ)ᵀ zᵢ + ε), Sᵢ = Σ_{j≤i} φ(kⱼ) vⱼᵀ, zᵢ = Σ_{j≤i} φ(kⱼ), ε = 1e-6, φ = `feature_map`
-(a function of whole arrays [D, H, T, B] that keeps their size, as `elu_feature_map`).
+oᵢ = φ(qᵢ)ᵀ Sᵢ / (φ(qᵢ)ᵀ zᵢ + ε), Sᵢ = Σ_{j≤i} φ(kⱼ) vⱼᵀ, zᵢ = Σ_{j≤i} φ(kⱼ), ε = 1e-6,
+φ(x) = feature_map(x, feature_args...) (FAVOR+ takes the layer's projection): a function of whole
+arrays [D, H, T, B] giving [F, H, T, B], as `elu_feature_map` (F = D) or `favor_feature_map`.
 
 Computed chunkwise, as the PyTorch backend (GLA, arXiv 2312.06635): within a chunk of C steps the
 masked quadratic form, across chunks the states S and z at chunk boundaries (an exclusive cumsum
-over chunks). Memory O(T C + (T/C) D Dv) per head, never a T × D × Dv tensor; exact, not an
+over chunks). Memory O(T C + (T/C) F Dv) per head, never a T × F × Dv tensor; exact, not an
 approximation. q, k: [D, H, T, B]; v: [Dv, H, T, B]; o: [Dv, H, T, B].
 """
-function linear_attention(q::AbstractArray{T,4}, k::AbstractArray{T,4}, v::AbstractArray{T,4};
+function linear_attention(q::AbstractArray{T,4}, k::AbstractArray{T,4}, v::AbstractArray{T,4}, feature_args...;
                           feature_map = elu_feature_map, chunk_size::Integer = 64) where {T}
-    D, H, L, B = size(q)
+    _, H, L, B = size(q)
     Dv = size(v, 1)
     C = min(chunk_size, L)
     N = cld(L, C)
     pad = N * C - L
-    fq, fk, fv = feature_map(q), feature_map(k), v
+    fq, fk, fv = feature_map(q, feature_args...), feature_map(k, feature_args...), v
+    F = size(fq, 1)
     if pad > 0  # padded keys get φ = 0 and padded values 0, so they add nothing
         fq, fk, fv = pad_zeros(fq, (0, pad); dims = 3), pad_zeros(fk, (0, pad); dims = 3), pad_zeros(fv, (0, pad); dims = 3)
     end
     # time t = c + C (n - 1): [X, H, N*C, B] -> [X, H, C, N, B] -> [X, C, H, N, B] -> [X, C, H*N*B]
     chunks(x) = reshape(permutedims(reshape(x, size(x, 1), H, C, N, B), (1, 3, 2, 4, 5)), size(x, 1), C, H * N * B)
-    q3, k3, v3 = chunks(fq), chunks(fk), chunks(fv)  # [D, C, H*N*B], v3: [Dv, C, H*N*B]
+    q3, k3, v3 = chunks(fq), chunks(fk), chunks(fv)  # [F, C, H*N*B], v3: [Dv, C, H*N*B]
     keep = ignore_derivatives(() -> causal_keep(T, C))  # [C_key, C_query]: 1 where key j <= query i
     A = times_constant(batched_mul(batched_transpose(k3), q3), keep)  # [C_key, C_query, H*N*B]: φ(kⱼ)·φ(qᵢ), causal
-    kv = reshape(batched_mul(k3, batched_transpose(v3)), D, Dv, H, N, B)  # each chunk's Σ φ(k) vᵀ
-    S = exclusive_cumsum(kv, 4)  # [D, Dv, H, N, B]: the state before each chunk
-    ksum = reshape(sum(k3; dims = 2), D, H, N, B)  # each chunk's Σ φ(k)
-    z = exclusive_cumsum(ksum, 3)  # [D, H, N, B]: the normaliser before each chunk
-    S3 = reshape(S, D, Dv, H * N * B)
-    z3 = reshape(z, D, 1, H * N * B)
+    kv = reshape(batched_mul(k3, batched_transpose(v3)), F, Dv, H, N, B)  # each chunk's Σ φ(k) vᵀ
+    S = exclusive_cumsum(kv, 4)  # [F, Dv, H, N, B]: the state before each chunk
+    ksum = reshape(sum(k3; dims = 2), F, H, N, B)  # each chunk's Σ φ(k)
+    z = exclusive_cumsum(ksum, 3)  # [F, H, N, B]: the normaliser before each chunk
+    S3 = reshape(S, F, Dv, H * N * B)
+    z3 = reshape(z, F, 1, H * N * B)
     num = batched_mul(batched_transpose(S3), q3) .+ batched_mul(v3, A)  # [Dv, C, H*N*B]
     den = batched_mul(batched_transpose(z3), q3) .+ sum(A; dims = 1) .+ T(LINEAR_EPS)  # [1, C, H*N*B]
     o = reshape(num ./ den, Dv, C, H, N, B)
@@ -155,27 +192,30 @@ end
 """
     LinearState(S, z)
 
-The recurrent state of linear attention: S = Σ φ(kⱼ) vⱼᵀ [D, Dv, H, B] and z = Σ φ(kⱼ) [D, H, B].
+The recurrent state of linear attention: S = Σ φ(kⱼ) vⱼᵀ [F, Dv, H, B] and z = Σ φ(kⱼ) [F, H, B].
 """
 struct LinearState{A4<:AbstractArray{<:Real,4},A3<:AbstractArray{<:Real,3}}
-    S::A4  # [D, Dv, H, B]
-    z::A3  # [D, H, B]
+    S::A4  # [F, Dv, H, B]
+    z::A3  # [F, H, B]
 end
 
 """
-    linear_attention_recurrent!(q, k, v, state::LinearState; feature_map = elu_feature_map) -> (o, state)
+    linear_attention_recurrent!(q, k, v, state::LinearState, feature_args...; feature_map = elu_feature_map)
+        -> (o, state)
 
-One RNN step: S += φ(k) vᵀ, z += φ(k) (both in place), o = φ(q)ᵀ S / (φ(q)ᵀ z + ε), φ = `feature_map`.
-q, k: [D, H, B]; v: [Dv, H, B]; o: [Dv, H, B].
+One RNN step: S += φ(k) vᵀ, z += φ(k) (both in place), o = φ(q)ᵀ S / (φ(q)ᵀ z + ε),
+φ(x) = feature_map(x, feature_args...) as in `linear_attention`. q, k: [D, H, B]; v: [Dv, H, B];
+o: [Dv, H, B]; state: S [F, Dv, H, B], z [F, H, B].
 """
 function linear_attention_recurrent!(q::AbstractArray{T,3}, k::AbstractArray{T,3}, v::AbstractArray{T,3},
-                                     state::LinearState; feature_map = elu_feature_map) where {T}
-    D, H, B = size(q)
+                                     state::LinearState, feature_args...; feature_map = elu_feature_map) where {T}
+    _, H, B = size(q)
     Dv = size(v, 1)
-    fq, fk = feature_map(q), feature_map(k)  # [D, H, B]
-    state.S .+= reshape(fk, D, 1, H, B) .* reshape(v, 1, Dv, H, B)
+    fq, fk = feature_map(q, feature_args...), feature_map(k, feature_args...)  # [F, H, B]
+    F = size(fq, 1)
+    state.S .+= reshape(fk, F, 1, H, B) .* reshape(v, 1, Dv, H, B)
     state.z .+= fk
-    num = batched_mul(batched_transpose(reshape(state.S, D, Dv, H * B)), reshape(fq, D, 1, H * B))  # [Dv, 1, H*B]
+    num = batched_mul(batched_transpose(reshape(state.S, F, Dv, H * B)), reshape(fq, F, 1, H * B))  # [Dv, 1, H*B]
     den = sum(fq .* state.z; dims = 1) .+ T(LINEAR_EPS)  # [1, H, B]
     return reshape(num, Dv, H, B) ./ den, state
 end
@@ -196,44 +236,62 @@ struct SoftmaxKind <: AttentionKind end
 """
     LinearKind(feature_map)
 
-Linear attention with the feature map φ (`elu_feature_map`: φ(x) = elu(x) + 1), in the chunkwise
-form; its twin carries the state S, z (`LinearState`).
+Linear attention with the feature map φ (`elu_feature_map`: φ(x) = elu(x) + 1;
+`favor_feature_map`: FAVOR+, which takes the layer's projection), in the chunkwise form; its twin
+carries the state S, z (`LinearState`).
 """
 struct LinearKind{F} <: AttentionKind
     feature_map::F
 end
 
-# The attention kinds by name. A linear kind with another feature map is one more entry, e.g.
-# "linear-favor" => LinearKind(favor).
-const KINDS = Dict{String,AttentionKind}("softmax" => SoftmaxKind(), "linear" => LinearKind(elu_feature_map))
+# The attention kinds by name (a model's: `attention_kind(config)`). A linear kind with another
+# feature map is one more entry.
+const KINDS = Dict{String,AttentionKind}(
+    "softmax" => SoftmaxKind(),
+    "linear" => LinearKind(elu_feature_map),
+    "linear-favor" => LinearKind(favor_feature_map),
+)
 
 """
-    parallel(kind, q, k, v) -> o
+    projected(kind) -> Bool
 
-The kind's parallel form: q, k [D, H, T, B], v [Dv, H, T, B] -> o [Dv, H, T, B].
+Whether the kind's forms take the layer's FAVOR+ projection W [m, D] as their `feature_args`
+(Python: `Kind.projected`).
+"""
+projected(::AttentionKind) = false
+projected(::LinearKind{typeof(favor_feature_map)}) = true
+
+"""
+    parallel(kind, q, k, v, feature_args...) -> o
+
+The kind's parallel form: q, k [D, H, T, B], v [Dv, H, T, B] -> o [Dv, H, T, B]; `feature_args`
+(FAVOR+'s projection, or nothing) go to a linear kind's feature map.
 """
 parallel(::SoftmaxKind, q::AbstractArray, k::AbstractArray, v::AbstractArray) = softmax_attention(q, k, v)
-parallel(kind::LinearKind, q::AbstractArray, k::AbstractArray, v::AbstractArray) =
-    linear_attention(q, k, v; feature_map = kind.feature_map)
+parallel(kind::LinearKind, q::AbstractArray, k::AbstractArray, v::AbstractArray, feature_args...) =
+    linear_attention(q, k, v, feature_args...; feature_map = kind.feature_map)
 
 """
-    recurrent!(kind, q, k, v, state) -> (o, state)
+    recurrent!(kind, q, k, v, state, feature_args...) -> (o, state)
 
 The kind's recurrent twin, one step: q, k [D, H, B], v [Dv, H, B] -> o [Dv, H, B]; `state` (from
 `empty_state(kind, ...)`) is updated in place.
 """
 recurrent!(::SoftmaxKind, q::AbstractArray, k::AbstractArray, v::AbstractArray, state::KVCache) =
     softmax_attention_recurrent!(q, k, v, state)
-recurrent!(kind::LinearKind, q::AbstractArray, k::AbstractArray, v::AbstractArray, state::LinearState) =
-    linear_attention_recurrent!(q, k, v, state; feature_map = kind.feature_map)
+recurrent!(kind::LinearKind, q::AbstractArray, k::AbstractArray, v::AbstractArray, state::LinearState, feature_args...) =
+    linear_attention_recurrent!(q, k, v, state, feature_args...; feature_map = kind.feature_map)
 
 """
-    empty_state(kind, T, batch, n_heads, d_head, max_len) -> state
+    empty_state(kind, T, batch, n_heads, d_head, max_len, d_feature = d_head) -> state
 
 The state of one layer before the first step, in float type `T`: a `KVCache` with room for
-`max_len` positions (softmax), or a zero `LinearState`, which has no length (linear).
+`max_len` positions (softmax; `d_feature` unused, a cache holds keys), or a zero `LinearState`
+with S [d_feature, d_head, H, B], which has no length (linear).
 """
-empty_state(::SoftmaxKind, ::Type{T}, batch::Integer, n_heads::Integer, d_head::Integer, max_len::Integer) where {T} =
+empty_state(::SoftmaxKind, ::Type{T}, batch::Integer, n_heads::Integer, d_head::Integer, max_len::Integer,
+            ::Integer = d_head) where {T} =
     KVCache(zeros(T, d_head, max_len, n_heads, batch), zeros(T, d_head, max_len, n_heads, batch), 0)
-empty_state(::LinearKind, ::Type{T}, batch::Integer, n_heads::Integer, d_head::Integer, ::Integer) where {T} =
-    LinearState(zeros(T, d_head, d_head, n_heads, batch), zeros(T, d_head, n_heads, batch))
+empty_state(::LinearKind, ::Type{T}, batch::Integer, n_heads::Integer, d_head::Integer, ::Integer,
+            d_feature::Integer = d_head) where {T} =
+    LinearState(zeros(T, d_feature, d_head, n_heads, batch), zeros(T, d_feature, n_heads, batch))

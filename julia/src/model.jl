@@ -50,22 +50,26 @@ function (ln::LayerNorm)(x::AbstractArray{T}) where {T}
 end
 
 """
-    Attention(q, k, v, o, n_heads, kind)
+    Attention(q, k, v, o, n_heads, kind, feature_args)
 
 H heads of size D = C/H; head h takes features (h-1)D+1:hD of each projection, which is what
 reshaping [C, T, B] to [D, H, T, B] does (PyTorch: `view(B, T, H, D)`). `kind` (an
 `AttentionKind`, from `KINDS`) says how the heads attend: its parallel form here, its recurrent
-twin in `layer_step!`; dispatch on its type picks both.
+twin in `layer_step!`; dispatch on its type picks both. `feature_args` is what the kind's forms
+take after their inputs: `()`, or `(W,)` for FAVOR+, its projection W [m, D] from the checkpoint,
+which is not trained (not among the `trainable` fields, so `Optimisers.setup` gives it no state and
+`update!` leaves it as it is, as the position code of `Transformer`).
 """
-struct Attention{L<:Dense,K<:AttentionKind}
+struct Attention{L<:Dense,K<:AttentionKind,A<:Tuple}
     q::L
     k::L
     v::L
     o::L
     n_heads::Int
     kind::K
+    feature_args::A
 end
-Flux.@layer Attention trainable = (q, k, v, o)  # the kind holds no weights
+Flux.@layer Attention trainable = (q, k, v, o)  # the kind holds no weights; feature_args are fixed
 
 function (a::Attention)(x::AbstractArray{T,3}) where {T}  # x: [C, T, B]
     C, L, B = size(x)
@@ -73,7 +77,7 @@ function (a::Attention)(x::AbstractArray{T,3}) where {T}  # x: [C, T, B]
     q = reshape(a.q(x), C ÷ H, H, L, B)  # [D, H, T, B]
     k = reshape(a.k(x), C ÷ H, H, L, B)
     v = reshape(a.v(x), C ÷ H, H, L, B)
-    o = parallel(a.kind, q, k, v)  # [D, H, T, B]
+    o = parallel(a.kind, q, k, v, a.feature_args...)  # [D, H, T, B]
     return a.o(reshape(o, C, L, B))  # [C, T, B]
 end
 
@@ -81,22 +85,31 @@ end
     Layer(attn, norm1, norm2, ff1, ff2, drop)
 
 Post-LN: x = LN(x + drop(Attn(x))); x = LN(x + drop(W₂ drop(relu(W₁ x)))). Dropout acts only
-inside a gradient (Flux's default), as PyTorch's `model.train()` in the training step.
+inside a gradient (Flux's default), as PyTorch's `model.train()` in the training step. A
+feed-forward-only layer (an "f" of `layer_pattern`, PAR) has `attn` and `norm1` `nothing` and is
+the second half alone (`FeedForwardLayer`).
 """
-struct Layer{A<:Attention,N<:LayerNorm,L1<:Dense,L2<:Dense,P<:Dropout}
+struct Layer{A<:Union{Attention,Nothing},N1<:Union{LayerNorm,Nothing},N2<:LayerNorm,L1<:Dense,L2<:Dense,P<:Dropout}
     attn::A
-    norm1::N
-    norm2::N
+    norm1::N1
+    norm2::N2
     ff1::L1  # C => 4C
     ff2::L2  # 4C => C
     drop::P
 end
 Flux.@layer Layer
 
+"A layer without attention: feed-forward only."
+const FeedForwardLayer = Layer{Nothing,Nothing}
+
 function (l::Layer)(x::AbstractArray{T,3}) where {T}  # x: [C, T, B]
-    x = l.norm1(x .+ l.drop(l.attn(x)))
+    x = attention_half(l, x)
     return l.norm2(x .+ l.drop(l.ff2(l.drop(relu.(l.ff1(x))))))
 end
+
+# x = LN(x + drop(Attn(x))), or x itself in a feed-forward-only layer.
+attention_half(l::Layer, x::AbstractArray) = l.norm1(x .+ l.drop(l.attn(x)))
+attention_half(::FeedForwardLayer, x::AbstractArray) = x
 
 """
     Transformer(config, embed, layers, norm, head, pe)
@@ -145,12 +158,17 @@ forward(model::Transformer, tokens::AbstractMatrix{<:Integer}) = model(Matrix{In
     empty_state(model, batch; max_len = T) -> state
 
 The recurrent state of every layer before the first step, its attention kind's `empty_state`: a
-`KVCache` with room for `max_len` positions (softmax), or a zero `LinearState` (linear).
+`KVCache` with room for `max_len` positions (softmax), or a zero `LinearState` (linear);
+`nothing` for a feed-forward-only layer.
 """
 function empty_state(model::Transformer, batch::Integer; max_len::Integer = seq_len(model.config))
-    c = model.config
-    return [empty_state(l.attn.kind, weight_type(model), batch, c.n_heads, d_head(c), max_len) for l in model.layers]
+    return [empty_state(l, model.config, weight_type(model), batch, max_len) for l in model.layers]
 end
+
+# One layer's state: its kind's, or nothing without attention.
+empty_state(l::Layer, c::ModelConfig, ::Type{T}, batch::Integer, max_len::Integer) where {T} =
+    empty_state(l.attn.kind, T, batch, c.n_heads, d_head(c), max_len, d_feature(c))
+empty_state(::FeedForwardLayer, ::ModelConfig, ::Type, ::Integer, ::Integer) = nothing
 
 """
     forward_step!(model, token, position, state) -> out
@@ -175,7 +193,10 @@ function layer_step!(l::Layer, x::AbstractMatrix, state::Union{KVCache,LinearSta
     q = reshape(l.attn.q(x), C ÷ H, H, B)  # [D, H, B]
     k = reshape(l.attn.k(x), C ÷ H, H, B)
     v = reshape(l.attn.v(x), C ÷ H, H, B)
-    o, _ = recurrent!(l.attn.kind, q, k, v, state)  # [D, H, B]: the kind's twin
+    o, _ = recurrent!(l.attn.kind, q, k, v, state, l.attn.feature_args...)  # [D, H, B]: the kind's twin
     x = l.norm1(x .+ l.attn.o(reshape(o, C, B)))
     return l.norm2(x .+ l.ff2(relu.(l.ff1(x))))
 end
+
+"A feed-forward-only layer in the recurrent form: no attention, no state."
+layer_step!(l::FeedForwardLayer, x::AbstractMatrix, ::Nothing) = l.norm2(x .+ l.ff2(relu.(l.ff1(x))))

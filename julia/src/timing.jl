@@ -33,9 +33,10 @@ time_generation(model::Transformer, mode::AbstractString, noise::AbstractArray{<
     time_attention(kind, batch, len, n_heads, d_head, repeats) -> seconds
 
 Seconds of each of `repeats` forward + backward passes (Zygote) of one causal attention of `KINDS`
-("softmax" or "linear"), on random Float32 inputs [d_head, n_heads, len, batch], after one untimed warm-up
-pass: the Julia side of the scaling measurement (PyTorch's `time_attention`). See
-`time_attention_peak` for the memory it takes.
+("softmax", "linear" or "linear-favor", the last with a FAVOR+ projection of `N_FEATURES` rows), on
+random Float32 inputs [d_head, n_heads, len, batch], after one untimed warm-up pass: the Julia side
+of the scaling measurement (PyTorch's `time_attention`). See `time_attention_peak` for the memory
+it takes.
 """
 time_attention(kind::AbstractString, batch::Integer, len::Integer, n_heads::Integer, d_head::Integer, repeats::Integer) =
     first(time_attention_peak(kind, batch, len, n_heads, d_head, repeats))
@@ -57,7 +58,8 @@ end
 # The passes behind a function barrier, compiled for the kind's type.
 function time_attention_peak(attention::AttentionKind, batch::Integer, len::Integer, n_heads::Integer, d_head::Integer,
                              repeats::Integer)
-    pass(q, k, v) = Zygote.gradient((q, k, v) -> sum(parallel(attention, q, k, v)), q, k, v)
+    args = projected(attention) ? (Float32.(favor_projection(N_FEATURES, d_head, Random.Xoshiro(0))),) : ()
+    pass(q, k, v) = Zygote.gradient((q, k, v) -> sum(parallel(attention, q, k, v, args...)), q, k, v)
     pass((randn(Float32, d_head, n_heads, 2, 1) for _ in 1:3)...)  # compiles, on a tiny problem
     q, k, v = (randn(Float32, d_head, n_heads, len, batch) for _ in 1:3)
     GC.gc()
@@ -112,6 +114,9 @@ function randomize_state!(s::KVCache, rng::Random.AbstractRNG, start::Integer)
     s.length = start
     return s
 end
+
+"No state to randomise: a feed-forward-only layer."
+randomize_state!(::Nothing, ::Random.AbstractRNG, ::Integer) = nothing
 
 "A random linear state, its normaliser z in [1, 2) as the other backends'."
 function randomize_state!(s::LinearState, rng::Random.AbstractRNG, ::Integer)

@@ -16,11 +16,15 @@ function param_shapes(config::ModelConfig)
     shapes = Dict{String,Tuple}("embed.weight" => (VOCAB, C ÷ 2))
     for i in 0:config.n_layers-1
         p = "layers.$i"
-        for n in ("q", "k", "v", "o")
+        attends = has_attention(config, i)  # a feed-forward-only layer (PAR) has no attn.* and no norm1
+        for n in (attends ? ("q", "k", "v", "o") : ())
             shapes["$p.attn.$n.weight"] = (C, C)
             shapes["$p.attn.$n.bias"] = (C,)
         end
-        for n in ("norm1", "norm2")
+        if attends && config.feature_map == "favor"  # FAVOR+'s projection W, shared by the layer's heads, never trained
+            shapes["$p.attn.feature_projection"] = (config.n_features, d_head(config))
+        end
+        for n in (attends ? ("norm1", "norm2") : ("norm2",))
             shapes["$p.$n.weight"] = (C,)
             shapes["$p.$n.bias"] = (C,)
         end
@@ -63,18 +67,23 @@ end
 The boundary from the weights format to Flux layers. `params` maps the format's names to arrays
 in their logical shapes (from `load_checkpoint`, or numpy arrays passed through juliacall); each
 is copied into an `Array{float_type}`. A Linear weight (out, in) is a Dense weight as it is; the
-embedding (257, C/2) is transposed to Flux's [C/2, 257].
+embedding (257, C/2) is transposed to Flux's [C/2, 257]; FAVOR+'s projection (m, D) is kept as it
+is, in each `Attention`'s `feature_args`.
 """
 function model_from_params(config::ModelConfig, params::AbstractDict; float_type::Type{<:AbstractFloat} = Float32)
     check_params(config, params)
     T = float_type
     dense(name) = Dense(Matrix{T}(params["$name.weight"]), Vector{T}(params["$name.bias"]))
     norm(name) = LayerNorm(Vector{T}(params["$name.weight"]), Vector{T}(params["$name.bias"]))
-    kind = KINDS[config.attention]  # looked up once: its parallel form, recurrent twin and empty state
+    kind = KINDS[attention_kind(config)]  # looked up once: its parallel form, recurrent twin and empty state
     layers = map(0:config.n_layers-1) do i
         p = "layers.$i"
+        if !has_attention(config, i)  # feed-forward only (PAR)
+            return Layer(nothing, nothing, norm("$p.norm2"), dense("$p.ff1"), dense("$p.ff2"), Dropout(config.dropout))
+        end
+        feature_args = projected(kind) ? (Matrix{T}(params["$p.attn.feature_projection"]),) : ()
         attn = Attention(dense("$p.attn.q"), dense("$p.attn.k"), dense("$p.attn.v"), dense("$p.attn.o"),
-                         config.n_heads, kind)
+                         config.n_heads, kind, feature_args)
         Layer(attn, norm("$p.norm1"), norm("$p.norm2"), dense("$p.ff1"), dense("$p.ff2"), Dropout(config.dropout))
     end
     embed = Embedding(permutedims(Matrix{T}(params["embed.weight"])))  # (257, C/2) -> [C/2, 257]
@@ -94,11 +103,14 @@ function params_of(model::Transformer)
     add_norm!(name, n) = (params["$name.weight"] = copy(n.weight); params["$name.bias"] = copy(n.bias))
     for (i, l) in enumerate(model.layers)
         p = "layers.$(i - 1)"
-        add_dense!("$p.attn.q", l.attn.q)
-        add_dense!("$p.attn.k", l.attn.k)
-        add_dense!("$p.attn.v", l.attn.v)
-        add_dense!("$p.attn.o", l.attn.o)
-        add_norm!("$p.norm1", l.norm1)
+        if l.attn !== nothing  # not a feed-forward-only layer
+            add_dense!("$p.attn.q", l.attn.q)
+            add_dense!("$p.attn.k", l.attn.k)
+            add_dense!("$p.attn.v", l.attn.v)
+            add_dense!("$p.attn.o", l.attn.o)
+            projected(l.attn.kind) && (params["$p.attn.feature_projection"] = copy(only(l.attn.feature_args)))
+            add_norm!("$p.norm1", l.norm1)
+        end
         add_norm!("$p.norm2", l.norm2)
         add_dense!("$p.ff1", l.ff1)
         add_dense!("$p.ff2", l.ff2)

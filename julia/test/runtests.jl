@@ -9,7 +9,8 @@
 # the next bytes then follow another path; the float32 check asks for 95% equal bytes.
 
 using LinAttn
-using LinAttn: KINDS, KVCache, LinearKind, LinearState, MODES, SoftmaxKind, TorchRAdam, optimiser_rule, parallel
+using LinAttn: KINDS, KVCache, LinearKind, LinearState, MODES, SoftmaxKind, TorchRAdam, attention_kind, d_feature,
+    has_attention, optimiser_rule, parallel, projected
 using NPZ: npzread
 using Optimisers: Optimisers
 using Random: Random
@@ -54,20 +55,35 @@ fixture_model(name; float_type = Float32) = model_from_params(load_checkpoint(jo
     @test maxdiff(linear_attention(q, k, v), julia_layout(f["linear_attention"])) < tol
     # T = 7 in chunks of 3: two full chunks and a padded one
     @test maxdiff(linear_attention(q, k, v; chunk_size = 3), julia_layout(f["linear_attention"])) < tol
+    # FAVOR+ with the projection of favor_attention.npz (6 rows for D = 4), in one chunk and in chunks of 3
+    g = npzread(joinpath(FIXTURES, "favor_attention.npz"))
+    q, k, v = (T.(julia_layout(g[n])) for n in ("q", "k", "v"))
+    W = T.(g["projection"])  # (m, D): a matrix keeps its logical shape
+    want = julia_layout(g["linear_favor_attention"])
+    @test eltype(linear_attention(q, k, v, W; feature_map = favor_feature_map)) == T
+    @test maxdiff(linear_attention(q, k, v, W; feature_map = favor_feature_map), want) < tol
+    @test maxdiff(linear_attention(q, k, v, W; feature_map = favor_feature_map, chunk_size = 3), want) < tol
+    @test maxdiff(parallel(KINDS["linear-favor"], q, k, v, W), want) < tol
 end
 
-@testset "recurrent twin equals the parallel form ($kind, T = $L)" for kind in (:softmax, :linear), L in (1, 5, 70)
+@testset "recurrent twin equals the parallel form ($kind, T = $L)" for kind in (:softmax, :linear, :favor), L in (1, 5, 70)
     Random.seed!(L)
     D, Dv, H, B = 4, 3, 2, 2
     q, k, v = randn(Float32, D, H, L, B), randn(Float32, D, H, L, B), randn(Float32, Dv, H, L, B)
+    args = ()
     if kind == :softmax
         parallel = softmax_attention(q, k, v)
         state = KVCache(zeros(Float32, D, L, H, B), zeros(Float32, Dv, L, H, B), 0)
         twin! = softmax_attention_recurrent!
-    else
+    elseif kind == :linear
         parallel = linear_attention(q, k, v; chunk_size = 8)  # L = 70: eight full chunks and a padded one
         state = LinearState(zeros(Float32, D, Dv, H, B), zeros(Float32, D, H, B))
         twin! = linear_attention_recurrent!
+    else  # FAVOR+: m = 6 features of D = 4, the state S is m × Dv
+        args = (Float32.(favor_projection(6, D, Random.Xoshiro(L))),)
+        parallel = linear_attention(q, k, v, args...; feature_map = favor_feature_map, chunk_size = 8)
+        state = LinearState(zeros(Float32, 6, Dv, H, B), zeros(Float32, 6, H, B))
+        twin! = (q, k, v, s) -> linear_attention_recurrent!(q, k, v, s, args...; feature_map = favor_feature_map)
     end
     worst = 0.0f0
     for t in 1:L
@@ -112,18 +128,32 @@ end
 @testset "the table of attention kinds" begin
     Random.seed!(3)
     q, k, v = randn(4, 2, 9, 2), randn(4, 2, 9, 2), randn(4, 2, 9, 2)
-    @test KINDS["softmax"] isa SoftmaxKind && KINDS["linear"] isa LinearKind
+    @test KINDS["softmax"] isa SoftmaxKind && KINDS["linear"] isa LinearKind && KINDS["linear-favor"] isa LinearKind
     @test parallel(KINDS["softmax"], q, k, v) == softmax_attention(q, k, v)
     @test parallel(KINDS["linear"], q, k, v) == linear_attention(q, k, v)
+    # FAVOR+ takes the layer's projection, and only it
+    @test !projected(KINDS["softmax"]) && !projected(KINDS["linear"]) && projected(KINDS["linear-favor"])
+    W = favor_projection(6, 4, Random.Xoshiro(1))
+    @test parallel(KINDS["linear-favor"], q, k, v, W) == linear_attention(q, k, v, W; feature_map = favor_feature_map)
+    @test all(>(0), favor_feature_map(q, W)) && size(favor_feature_map(q, W)) == (6, 2, 9, 2)
+    @test size(empty_state(KINDS["linear-favor"], Float32, 2, 3, 4, 5, 6).S) == (6, 4, 3, 2)
     # the feature map is an argument of the linear kind: another map, other numbers
     squared = LinearKind(x -> elu_feature_map(x) .^ 2)
     @test maxdiff(parallel(squared, q, k, v), linear_attention(q, k, v)) > 1e-3
     @test empty_state(KINDS["softmax"], Float32, 2, 3, 4, 5) isa KVCache
     @test empty_state(KINDS["linear"], Float32, 2, 3, 4, 5) isa LinearState
-    for name in CASES  # every layer of a model keeps the kind of its config, looked up once
+    for name in CASES  # every attending layer of a model keeps the kind of its config, looked up once
         model = fixture_model(name)
-        @test all(l -> l.attn.kind === KINDS[model.config.attention], model.layers)
-        @test all(s -> s isa (model.config.attention == "softmax" ? KVCache : LinearState), empty_state(model, 1))
+        c = model.config
+        attending = [l for (i, l) in enumerate(model.layers) if has_attention(c, i - 1)]
+        @test all(l -> l.attn.kind === KINDS[attention_kind(c)], attending)
+        @test all(l -> length(l.attn.feature_args) == projected(l.attn.kind), attending)
+        # a feed-forward-only layer (PAR) has no attention and no state
+        @test all(i -> (model.layers[i].attn === nothing) == !has_attention(c, i - 1), eachindex(model.layers))
+        states = empty_state(model, 1)
+        @test all(i -> states[i] isa (!has_attention(c, i - 1) ? Nothing : c.attention == "softmax" ? KVCache : LinearState),
+                  eachindex(states))
+        c.attention == "linear" && @test all(s -> s === nothing || size(s.z, 1) == d_feature(c), states)
     end
 end
 
@@ -232,6 +262,25 @@ end
     @test_throws ArgumentError model_from_params(wrong, params)
     @test_throws ArgumentError ModelConfig(attention = "quadratic")
     @test_throws ArgumentError ModelConfig(d_model = 30, n_heads = 4)
+    @test_throws ArgumentError ModelConfig(feature_map = "relu")
+    @test_throws ArgumentError ModelConfig(attention = "softmax", feature_map = "favor")
+    @test_throws ArgumentError ModelConfig(n_layers = 3, layer_pattern = "af")
+    @test_throws ArgumentError ModelConfig(n_layers = 2, layer_pattern = "ax")
+    # a PAR model's feed-forward-only layers have no attn.* or norm1 weights, through the boundary and back
+    par_config, par_params = load_checkpoint(joinpath(FIXTURES, "linear_par_mixture_rgb"))
+    @test par_config.layer_pattern == "afa" && !any(n -> startswith(n, "layers.1.attn") || startswith(n, "layers.1.norm1"),
+                                                     keys(par_params))
+    @test params_of(model_from_params(par_config, par_params)) == par_params
+    # FAVOR+'s projection crosses the boundary and a checkpoint unchanged; a config.json without
+    # feature_map and n_features (the first fixtures') reads as the elu model
+    favor_config, favor_params = load_checkpoint(joinpath(FIXTURES, "linear_favor_mixture_gray"))
+    @test favor_config.feature_map == "favor" && haskey(favor_params, "layers.1.attn.feature_projection")
+    @test params_of(model_from_params(favor_config, favor_params)) == favor_params
+    mktempdir() do dir
+        save_checkpoint(dir, model_from_params(favor_config, favor_params))
+        @test load_checkpoint(dir) == (favor_config, favor_params)
+    end
+    @test load_checkpoint(joinpath(FIXTURES, "linear_mixture_gray"))[1].feature_map == "elu"
     noise = rand(2, size(model.pe, 2), 1)
     wrong_mode = config.attention == "linear" ? "softmax-cached" : "linear-recurrent"
     @test_throws ArgumentError generate(model, wrong_mode, noise)
@@ -262,7 +311,7 @@ end
 end
 
 @testset "time_attention" begin
-    for kind in ("softmax", "linear")
+    for kind in ("softmax", "linear", "linear-favor")
         seconds = time_attention(kind, 2, 9, 2, 4, 3)
         @test length(seconds) == 3 && all(>(0), seconds)
     end
@@ -297,6 +346,15 @@ end
     @test isapprox(model.embed.weight[:, unused], embed0[:, unused] .* (1 - lr * wd)^steps; rtol = 1e-5)
     @test model.embed.weight[:, 1:10] != embed0[:, 1:10]
     @test model.pe == pe0  # the position code is not trained
+    # FAVOR+'s projection is not trained either (nor decayed): the same bits after the steps
+    favor = fixture_model("linear_favor_mixture_gray")
+    W0 = [copy(only(l.attn.feature_args)) for l in favor.layers]
+    q0 = copy(favor.layers[1].attn.q.weight)
+    favor_state = make_optimizer(favor; lr, weight_decay = wd)
+    favor_losses = [train_step(favor, favor_state, data) for _ in 1:steps]
+    @test all(isfinite, favor_losses) && favor_losses[end] < favor_losses[1]
+    @test [only(l.attn.feature_args) for l in favor.layers] == W0
+    @test favor.layers[1].attn.q.weight != q0
 end
 
 end

@@ -8,6 +8,8 @@ Parameters are a dict of arrays named as in the weights format (`linattn.weights
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from .config import LINEAR_EPS, LOG_SCALE_MIN, NORM_EPS, START_TOKEN, ModelConfig, check_mode
@@ -63,6 +65,17 @@ def elu_feature_map(x):
     return np.where(x > 0, x + 1.0, np.exp(np.minimum(x, 0.0)))
 
 
+def favor_feature_map(x, projection):
+    """FAVOR+ (Choromanski et al. 2020, positive random features of the softmax kernel):
+    phi(x) = exp(W x' - |x'|^2 / 2) / sqrt(m), x' = x / D^(1/4), W = `projection` (m, D), so that
+    E[phi(q) . phi(k)] = exp(q . k / sqrt(D)) over Gaussian rows of W. (..., D) -> (..., m).
+    No max subtracted before exp (Performer's stabiliser): its shift would differ between the
+    parallel form (a max over all positions) and the recurrent one (a max so far)."""
+    D, m = x.shape[-1], projection.shape[0]
+    x = x / D**0.25
+    return np.exp(x @ projection.T - 0.5 * (x**2).sum(-1, keepdims=True)) / np.sqrt(m)
+
+
 def softmax(x, axis=-1):
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
@@ -100,20 +113,22 @@ def softmax_attention_recurrent(q, k, v, state):
     return np.einsum("bhj,bjhd->bhd", softmax(scores, axis=-1), V), (K, V)
 
 
-def linear_attention(q, k, v):
+def linear_attention(q, k, v, *feature_args, feature_map=elu_feature_map):
     """o_i = phi(q_i)^T S_i / (phi(q_i)^T z_i + eps), S_i = sum_{j<=i} phi(k_j) v_j^T,
-    z_i = sum_{j<=i} phi(k_j).  Computed in the quadratic masked form, the plainest way to see it.
+    z_i = sum_{j<=i} phi(k_j), phi(x) = feature_map(x, *feature_args) (FAVOR+ takes the layer's
+    projection).  Computed in the quadratic masked form, the plainest way to see it.
     q, k, v: (B, T, H, D) -> (B, T, H, D)."""
     T = q.shape[1]
-    fq, fk = elu_feature_map(q), elu_feature_map(k)
+    fq, fk = feature_map(q, *feature_args), feature_map(k, *feature_args)
     A = np.einsum("bihd,bjhd->bhij", fq, fk) * np.tril(np.ones((T, T)))
     return np.einsum("bhij,bjhd->bihd", A, v) / (A.sum(-1).transpose(0, 2, 1)[..., None] + LINEAR_EPS)
 
 
-def linear_attention_recurrent(q, k, v, state):
+def linear_attention_recurrent(q, k, v, state, *feature_args, feature_map=elu_feature_map):
     """One step of linear attention as an RNN: S += phi(k) v^T, z += phi(k),
-    o = phi(q)^T S / (phi(q)^T z + eps).  q, k, v: (B, H, D); state = (S (B, H, D, D), z (B, H, D))."""
-    fq, fk = elu_feature_map(q), elu_feature_map(k)
+    o = phi(q)^T S / (phi(q)^T z + eps), phi as in `linear_attention`.
+    q, k, v: (B, H, D); state = (S (B, H, F, D), z (B, H, F)), F the size of phi(x)."""
+    fq, fk = feature_map(q, *feature_args), feature_map(k, *feature_args)
     S = state[0] + np.einsum("bhd,bhe->bhde", fk, v)
     z = state[1] + fk
     num = np.einsum("bhd,bhde->bhe", fq, S)
@@ -121,12 +136,24 @@ def linear_attention_recurrent(q, k, v, state):
     return num / den, (S, z)
 
 
+# The attention kinds by name (`ModelConfig.attention_kind`): parallel form and recurrent twin.
+KINDS = {
+    "softmax": (softmax_attention, softmax_attention_recurrent),
+    "linear": (linear_attention, linear_attention_recurrent),
+    "linear-favor": (partial(linear_attention, feature_map=favor_feature_map),
+                     partial(linear_attention_recurrent, feature_map=favor_feature_map)),
+}
+
+
 def empty_state(config: ModelConfig, batch):
-    """The recurrent state of every layer before the first step."""
-    B, H, D = batch, config.n_heads, config.d_head
+    """The recurrent state of every layer before the first step: an empty key/value cache, or
+    S (B, H, F, D) and z (B, H, F) at zero, F = config.d_feature; None for a feed-forward-only layer."""
+    B, H, D, F = batch, config.n_heads, config.d_head, config.d_feature
     if config.attention == "softmax":
-        return [(np.zeros((B, 0, H, D)), np.zeros((B, 0, H, D))) for _ in range(config.n_layers)]
-    return [(np.zeros((B, H, D, D)), np.zeros((B, H, D))) for _ in range(config.n_layers)]
+        empty = lambda: (np.zeros((B, 0, H, D)), np.zeros((B, 0, H, D)))  # noqa: E731
+    else:
+        empty = lambda: (np.zeros((B, H, F, D)), np.zeros((B, H, F)))  # noqa: E731
+    return [empty() if config.has_attention(i) else None for i in range(config.n_layers)]
 
 
 # --- the model ----------------------------------------------------------------------------------
@@ -136,13 +163,20 @@ def _split_heads(x, config):
     return x.reshape(x.shape[:-1] + (config.n_heads, config.d_head))
 
 
+def feature_args(params, config: ModelConfig, i):
+    """The fixed arrays layer i's attention passes to its feature map: FAVOR+'s projection, or none."""
+    return (params[f"layers.{i}.attn.feature_projection"],) if config.feature_map == "favor" else ()
+
+
 def _layer(params, config, i, x, attend):
-    """Post-LN layer: x = LN(x + Attn(x)); x = LN(x + FFN(x)). `attend(q, k, v)` mixes heads."""
+    """Post-LN layer: x = LN(x + Attn(x)); x = LN(x + FFN(x)). `attend(q, k, v, *feature_args)`
+    mixes heads. A feed-forward-only layer (PAR) is the second half alone: x = LN(x + FFN(x))."""
     p = f"layers.{i}"
-    q, k, v = (_split_heads(linear(x, params, f"{p}.attn.{n}"), config) for n in "qkv")
-    o = attend(q, k, v)
-    a = linear(o.reshape(x.shape), params, f"{p}.attn.o")
-    x = layer_norm(x + a, params, f"{p}.norm1")
+    if config.has_attention(i):
+        q, k, v = (_split_heads(linear(x, params, f"{p}.attn.{n}"), config) for n in "qkv")
+        o = attend(q, k, v, *feature_args(params, config, i))
+        a = linear(o.reshape(x.shape), params, f"{p}.attn.o")
+        x = layer_norm(x + a, params, f"{p}.norm1")
     f = linear(np.maximum(linear(x, params, f"{p}.ff1"), 0.0), params, f"{p}.ff2")
     return layer_norm(x + f, params, f"{p}.norm2")
 
@@ -150,7 +184,7 @@ def _layer(params, config, i, x, attend):
 def forward(params, config: ModelConfig, tokens):
     """Parallel (training) form: (B, T) input tokens -> (B, T, n_outputs) head outputs."""
     params = _float64(params)
-    attend = softmax_attention if config.attention == "softmax" else linear_attention
+    attend = KINDS[config.attention_kind][0]
     x = embed(params, tokens, np.arange(tokens.shape[1]))
     for i in range(config.n_layers):
         x = _layer(params, config, i, x, attend)
@@ -161,16 +195,18 @@ def forward_step(params, config: ModelConfig, token, position, state):
     """Recurrent form: one (B,) token at `position` (0-based, as in every backend) -> (B, n_outputs),
     and the updated state."""
     params = _float64(params)
-    step = softmax_attention_recurrent if config.attention == "softmax" else linear_attention_recurrent
+    step = KINDS[config.attention_kind][1]
     x = embed(params, token[:, None], np.array([position]))[:, 0]
     new_state = []
     for i in range(config.n_layers):
 
-        def attend(q, k, v, i=i):
-            o, s = step(q, k, v, state[i])
+        def attend(q, k, v, *feature_args, i=i):
+            o, s = step(q, k, v, state[i], *feature_args)
             new_state.append(s)
             return o
 
+        if not config.has_attention(i):
+            new_state.append(None)  # a feed-forward-only layer carries nothing
         x = _layer(params, config, i, x, attend)
     return linear(layer_norm(x, params, "norm"), params, "head"), new_state
 

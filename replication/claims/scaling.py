@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from linattn.backends import BACKENDS, TIME_ATTENTION_KINDS, get_backend
-from linattn.config import LINEAR_CHUNK, SOFTMAX_CHUNK
+from linattn.config import LINEAR_CHUNK, N_FEATURES, SOFTMAX_CHUNK
 
 from .. import estimates, speed, verdicts
 from ..experiments import Context, Experiment, select
@@ -67,10 +67,11 @@ def estimate(task, machine) -> dict:
     """Forward + backward of one causal attention on (B, T, H, D): about 3x the forward's FLOPs."""
     B, T, H, D, F = task["batch"], task["T"], task["n_heads"], task["d_head"], estimates.FLOAT
     kind = task["attention"]
-    if kind.startswith("linear"):  # any feature map: the chunkwise form
+    if kind.startswith("linear"):  # any feature map: the chunkwise form, on features of size Ff
         C = min(LINEAR_CHUNK, T)
-        flops = B * H * (4 * T * C * D + 6 * T * D * D)
-        mem = B * H * (T * C + (T // C + 1) * D * D + 12 * T * D) * F * 3
+        Ff = N_FEATURES if kind == "linear-favor" else D  # FAVOR+: its projection (2 T m D per q and k) too
+        flops = B * H * (4 * T * C * Ff + 6 * T * Ff * D + (4 * T * Ff * D if kind == "linear-favor" else 0))
+        mem = B * H * (T * C + (T // C + 1) * Ff * D + 8 * T * D + 4 * T * Ff) * F * 3
     elif kind == "softmax-fused":
         flops = B * H * 4 * T * T * D
         # torch's scaled_dot_product_attention: blocks of scores made and dropped inside the kernel,

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..backends import BackendUnavailable
 from ..config import ConfigError, ModelConfig, check_mode
-from ..weights import check_params
+from ..weights import check_params, timing_projection
 from . import attention as _attn
 from . import generate as _gen
 from . import model as _model
@@ -147,7 +147,8 @@ def time_window(model: Model, mode, batch, start, steps, seed=0):
     dtype = model.params["embed.weight"].dtype
     # the state position `start` sees: random values (positive, as a normaliser must be), a cache's
     # fill position set to `start`
-    state = [tuple(jnp.asarray(rng.uniform(1.0, 2.0, x.shape), dtype) if x.ndim else jnp.int32(start) for x in s)
+    state = [None if s is None else
+             tuple(jnp.asarray(rng.uniform(1.0, 2.0, x.shape), dtype) if x.ndim else jnp.int32(start) for x in s)
              for s in _model.empty_state(config, batch, dtype, max_len=T)]
     positions = jnp.arange(start, start + steps, dtype=jnp.int32)
     u = jnp.asarray(rng.random((steps, batch, 2)), dtype)
@@ -164,17 +165,18 @@ def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     """Seconds of `repeats` forward+backward passes of one causal attention (after a warm-up, which
     compiles) on random (B, T, H, D) inputs. kind: one of `attention.KINDS` ("softmax": the whole
     T x T scores at once; "softmax-chunked": queries in blocks, each against the keys up to its end;
-    "linear": the chunkwise form)."""
+    "linear": the chunkwise form; "linear-favor": the same with FAVOR+'s features, N_FEATURES of them)."""
     if kind not in _attn.KINDS:  # "softmax-fused" is PyTorch's kernel
         raise BackendUnavailable(f"the JAX backend has no {kind!r} attention (only {', '.join(_attn.KINDS)})")
     fn = _attn.KINDS[kind].parallel
-    grads = jax.jit(jax.grad(lambda q, k, v: fn(q, k, v).sum(), argnums=(0, 1, 2)))
+    grads = jax.jit(jax.grad(lambda q, k, v, *args: fn(q, k, v, *args).sum(), argnums=(0, 1, 2)))
     with jax.default_device(_device(device)):
         q, k, v = jax.random.normal(jax.random.key(0), (3, batch, T, n_heads, d_head))
+        args = [jnp.asarray(timing_projection(d_head))] if _attn.KINDS[kind].projected else []
     times = []
     for i in range(repeats + 1):
         t = time.perf_counter()
-        jax.block_until_ready(grads(q, k, v))
+        jax.block_until_ready(grads(q, k, v, *args))
         if i:
             times.append(time.perf_counter() - t)
     return times

@@ -2,7 +2,8 @@
 `KINDS`: the table of attention kinds (parallel form, recurrent twin, empty state) that the model
 and the timing look up by name.
 
-Shapes: q, k, v are (B, T, H, D) in the parallel forms and (B, H, D) for one step.
+Shapes: q, k, v are (B, T, H, D) in the parallel forms and (B, H, D) for one step; F is the size
+of a linear kind's features phi(x) (D for elu + 1, m for FAVOR+).
 Pure functions of arrays; the callers jit whole models and generation loops.
 """
 
@@ -23,6 +24,15 @@ from ..config import LINEAR_CHUNK, LINEAR_EPS, SOFTMAX_CHUNK
 def elu_feature_map(x):
     """phi(x) = elu(x) + 1."""
     return jax.nn.elu(x) + 1.0
+
+
+def favor_feature_map(x, projection):
+    """FAVOR+: phi(x) = exp(W x' - |x'|^2 / 2) / sqrt(m), x' = x / D^(1/4), W = `projection` (m, D);
+    (..., D) -> (..., m). No max subtracted before exp, so that the parallel form and the
+    recurrent twin compute the same numbers (the reference's docstring says more)."""
+    D, m = x.shape[-1], projection.shape[0]
+    x = x * D**-0.25
+    return jnp.exp(x @ projection.T - 0.5 * jnp.square(x).sum(-1, keepdims=True)) * (1.0 / math.sqrt(m))
 
 
 def softmax_attention(q, k, v, block_size=None):
@@ -76,18 +86,19 @@ def softmax_attention_recurrent(q, k, v, state, block_size=256):
     return o, (K, V, t + 1)
 
 
-def linear_attention(q, k, v, feature_map=elu_feature_map, chunk_size=LINEAR_CHUNK):
-    """o_i = phi(q_i)^T S_i / (phi(q_i)^T z_i + eps), S_i = sum_{j<=i} phi(k_j) v_j^T, z_i = sum phi(k_j).
+def linear_attention(q, k, v, *feature_args, feature_map=elu_feature_map, chunk_size=LINEAR_CHUNK):
+    """o_i = phi(q_i)^T S_i / (phi(q_i)^T z_i + eps), S_i = sum_{j<=i} phi(k_j) v_j^T, z_i = sum phi(k_j),
+    phi(x) = feature_map(x, *feature_args) (FAVOR+ takes the layer's projection), of size F.
 
     Chunkwise-parallel form (GLA, arXiv 2312.06635): within a chunk of c steps the masked
     quadratic form, across chunks the states S and z at chunk boundaries (an exclusive cumsum,
     shifted rather than subtracted so that no later chunk enters an earlier one even by rounding).
-    Memory O(T c + (T/c) D^2) per head, never a T x D x D tensor; exact, not an approximation.
+    Memory O(T c + (T/c) F D) per head, never a T x F x D tensor; exact, not an approximation.
     """
     B, T, H, D = q.shape
     c = min(chunk_size, T)
     pad = (-T) % c
-    fq, fk = feature_map(q), feature_map(k)
+    fq, fk = feature_map(q, *feature_args), feature_map(k, *feature_args)
     if pad:  # padded keys get phi = 0 and padded values 0, so they add nothing
         fq, fk, v = (jnp.pad(x, ((0, 0), (0, pad), (0, 0), (0, 0))) for x in (fq, fk, v))
     N = (T + pad) // c
@@ -95,8 +106,8 @@ def linear_attention(q, k, v, feature_map=elu_feature_map, chunk_size=LINEAR_CHU
     A = jnp.einsum("bnihd,bnjhd->bnhij", fq, fk)
     A = jnp.where(jnp.tril(jnp.ones((c, c), dtype=bool)), A, 0.0)  # (B, N, H, c, c)
     kv = jnp.einsum("bnjhd,bnjhe->bnhde", fk, v)  # each chunk's sum of phi(k) v^T
-    S = _exclusive_cumsum(kv)  # (B, N, H, D, Dv): the state before each chunk
-    z = _exclusive_cumsum(fk.sum(2))  # (B, N, H, D)
+    S = _exclusive_cumsum(kv)  # (B, N, H, F, Dv): the state before each chunk
+    z = _exclusive_cumsum(fk.sum(2))  # (B, N, H, F)
     num = jnp.einsum("bnihd,bnhde->bnihe", fq, S) + jnp.einsum("bnhij,bnjhe->bnihe", A, v)
     den = jnp.einsum("bnihd,bnhd->bnih", fq, z) + A.sum(-1).swapaxes(-1, -2) + LINEAR_EPS
     o = (num / den[..., None]).reshape(B, N * c, H, -1)
@@ -108,11 +119,11 @@ def _exclusive_cumsum(x):
     return jnp.concatenate([jnp.zeros_like(x[:, :1]), jnp.cumsum(x[:, :-1], axis=1)], axis=1)
 
 
-def linear_attention_recurrent(q, k, v, state, feature_map=elu_feature_map):
-    """One RNN step: S += phi(k) v^T, z += phi(k), o = phi(q)^T S / (phi(q)^T z + eps).
-    state = (S (B, H, D, Dv), z (B, H, D)); returns o (B, H, Dv) and the new state."""
+def linear_attention_recurrent(q, k, v, state, *feature_args, feature_map=elu_feature_map):
+    """One RNN step: S += phi(k) v^T, z += phi(k), o = phi(q)^T S / (phi(q)^T z + eps), phi as in
+    `linear_attention`. state = (S (B, H, F, Dv), z (B, H, F)); returns o (B, H, Dv) and the new state."""
     S, z = state
-    fq, fk = feature_map(q), feature_map(k)
+    fq, fk = feature_map(q, *feature_args), feature_map(k, *feature_args)
     S = S + fk[..., :, None] * v[..., None, :]
     z = z + fk
     num = jnp.einsum("bhd,bhde->bhe", fq, S)
@@ -120,28 +131,36 @@ def linear_attention_recurrent(q, k, v, state, feature_map=elu_feature_map):
     return num / den, (S, z)
 
 
-def kv_cache(batch, n_heads, d_head, max_len, dtype):
-    """A preallocated key/value cache (K, V, 0) with room for `max_len` positions."""
+def kv_cache(batch, n_heads, d_head, max_len, dtype, d_feature=None):
+    """A preallocated key/value cache (K, V, 0) with room for `max_len` positions (`d_feature` is not
+    used: a cache holds keys, not features)."""
     zeros = jnp.zeros((batch, n_heads, max_len, d_head), dtype)
     return (zeros, zeros, jnp.zeros((), jnp.int32))
 
 
-def linear_state(batch, n_heads, d_head, max_len, dtype):
-    """The linear state (S, z), zero; it has no length."""
-    return (jnp.zeros((batch, n_heads, d_head, d_head), dtype), jnp.zeros((batch, n_heads, d_head), dtype))
+def linear_state(batch, n_heads, d_head, max_len, dtype, d_feature=None):
+    """The linear state (S (B, H, F, D), z (B, H, F)), zero, F = `d_feature` (default: d_head, the
+    size of elu + 1's features); it has no length."""
+    F = d_feature or d_head
+    return (jnp.zeros((batch, n_heads, F, d_head), dtype), jnp.zeros((batch, n_heads, F), dtype))
 
 
 @dataclass(frozen=True)
 class Kind:
-    parallel: Callable  # (q, k, v) (B, T, H, D) -> o (B, T, H, D)
-    recurrent: Callable  # (q, k, v, state) one step (B, H, D) -> (o, state)
-    empty_state: Callable  # (batch, n_heads, d_head, max_len, dtype) -> the state before the first step
+    parallel: Callable  # (q, k, v, *feature_args) (B, T, H, D) -> o (B, T, H, D)
+    recurrent: Callable  # (q, k, v, state, *feature_args) one step (B, H, D) -> (o, state)
+    empty_state: Callable  # (batch, n_heads, d_head, max_len, dtype, d_feature) -> the state before the first step
+    projected: bool = False  # the forms take the layer's FAVOR+ projection (m, D) as their feature_args
 
 
-# The attention kinds, by name; a linear kind with another feature map is one more entry.
+# The attention kinds, by name (a model's: `ModelConfig.attention_kind`); a linear kind with another
+# feature map is one more entry.
 KINDS = {
     "softmax": Kind(softmax_attention, softmax_attention_recurrent, kv_cache),
     "softmax-chunked": Kind(partial(softmax_attention, block_size=SOFTMAX_CHUNK), softmax_attention_recurrent, kv_cache),
     "linear": Kind(partial(linear_attention, feature_map=elu_feature_map),
                    partial(linear_attention_recurrent, feature_map=elu_feature_map), linear_state),
+    "linear-favor": Kind(partial(linear_attention, feature_map=favor_feature_map),
+                         partial(linear_attention_recurrent, feature_map=favor_feature_map), linear_state,
+                         projected=True),
 }

@@ -49,8 +49,9 @@ def to_format(params, dtype=np.float32):
 
 
 def _layout(name, w):
-    """Transposes a Linear weight (2-D, not the embedding); its own inverse."""
-    return w.T if w.ndim == 2 and name != "embed.weight" else w
+    """Transposes a Linear weight (2-D, named .weight, not the embedding; FAVOR+'s projection keeps
+    its (m, D)); its own inverse."""
+    return w.T if w.ndim == 2 and name.endswith(".weight") and name != "embed.weight" else w
 
 
 def linear(x, params, name):
@@ -76,15 +77,22 @@ def dropout(x, rate, key):
 
 def layer(params, config: ModelConfig, i, x, attend, key=None):
     """Post-LN: x = LN(x + drop(Attn(x))); x = LN(x + drop(W2 drop(relu(W1 x)))).
-    x is (..., C); `attend(q, k, v)` mixes the heads, each (..., H, D)."""
+    x is (..., C); `attend(q, k, v, *feature_args)` mixes the heads, each (..., H, D). A
+    feed-forward-only layer (PAR) is the second half alone."""
     p = f"layers.{i}"
     keys = (None,) * 3 if key is None else tuple(jax.random.split(key, 3))
-    q, k, v = (_split_heads(linear(x, params, f"{p}.attn.{n}"), config) for n in "qkv")
-    a = linear(attend(q, k, v).reshape(x.shape), params, f"{p}.attn.o")
-    x = layer_norm(x + dropout(a, config.dropout, keys[0]), params, f"{p}.norm1")
+    if config.has_attention(i):
+        q, k, v = (_split_heads(linear(x, params, f"{p}.attn.{n}"), config) for n in "qkv")
+        a = linear(attend(q, k, v, *feature_args(params, config, i)).reshape(x.shape), params, f"{p}.attn.o")
+        x = layer_norm(x + dropout(a, config.dropout, keys[0]), params, f"{p}.norm1")
     h = dropout(jax.nn.relu(linear(x, params, f"{p}.ff1")), config.dropout, keys[1])
     f = linear(h, params, f"{p}.ff2")
     return layer_norm(x + dropout(f, config.dropout, keys[2]), params, f"{p}.norm2")
+
+
+def feature_args(params, config: ModelConfig, i):
+    """What layer i's attention passes to its feature map: FAVOR+'s projection (m, D), or nothing."""
+    return (params[f"layers.{i}.attn.feature_projection"],) if attn.KINDS[config.attention_kind].projected else ()
 
 
 def _split_heads(x, config):
@@ -104,7 +112,7 @@ def forward(params, config: ModelConfig, tokens, dropout_key=None):
 def forward_embedded(params, config: ModelConfig, x, dropout_key=None):
     """The layers and the head on embedded inputs: (B, T, C) -> (B, T, n_outputs).
     (Separate from `forward` so that the inputs can be differentiated, e.g. to test causality.)"""
-    attend = attn.KINDS[config.attention].parallel
+    attend = attn.KINDS[config.attention_kind].parallel
     for i in range(config.n_layers):
         key = None if dropout_key is None else jax.random.fold_in(dropout_key, i)
         x = layer(params, config, i, x, attend, key)
@@ -116,16 +124,18 @@ def forward_embedded(params, config: ModelConfig, x, dropout_key=None):
 
 def empty_state(config: ModelConfig, batch, dtype, max_len):
     """Per layer: a preallocated key/value cache (K, V, 0) with room for `max_len` positions,
-    or the linear state (S, z) (which has no length)."""
-    empty = attn.KINDS[config.attention].empty_state
-    return [empty(batch, config.n_heads, config.d_head, max_len, dtype) for _ in range(config.n_layers)]
+    or the linear state (S, z) (which has no length; S is F x D, F = config.d_feature); None for a
+    feed-forward-only layer."""
+    empty = attn.KINDS[config.attention_kind].empty_state
+    return [empty(batch, config.n_heads, config.d_head, max_len, dtype, config.d_feature) if config.has_attention(i)
+            else None for i in range(config.n_layers)]
 
 
 def forward_step(params, config: ModelConfig, token, position, state):
     """Recurrent form: (B,) tokens at `position` (0-based, as in every backend; may be traced)
     -> (B, n_outputs), and the new state (a list with one entry per layer, as from `empty_state`).
     The position code is the config's T rows, a constant of the trace, read at `position`."""
-    twin = attn.KINDS[config.attention].recurrent
+    twin = attn.KINDS[config.attention_kind].recurrent
     e = params["embed.weight"][token]
     # jnp.take, not lax.dynamic_index_in_dim: the latter on this numpy constant gave wrong rows inside
     # the jitted generation scan (JAX 0.10.2, CPU); take also fills a position past T with NaN
@@ -134,10 +144,12 @@ def forward_step(params, config: ModelConfig, token, position, state):
     new_state = []
     for i in range(config.n_layers):
 
-        def attend(q, k, v, i=i):
-            o, s = twin(q, k, v, state[i])
+        def attend(q, k, v, *feature_args, i=i):
+            o, s = twin(q, k, v, state[i], *feature_args)
             new_state.append(s)
             return o
 
+        if not config.has_attention(i):
+            new_state.append(None)  # a feed-forward-only layer carries nothing
         x = layer(params, config, i, x, attend)
     return linear(layer_norm(x, params, "norm"), params, "head"), new_state

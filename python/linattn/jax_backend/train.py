@@ -4,6 +4,12 @@ Optimiser: RAdam with decoupled weight decay, as the authors' image-generation c
 radam.py: lr 1e-4, weight_decay 0.01 applied to the weights directly): the update is
 p <- p - lr * (radam(g) + weight_decay * p), on every parameter as torch does. Loss: nats per byte,
 with dropout (config.dropout) from a key folded with the step number.
+
+Weights that are never trained (`linattn.weights.is_trained`: FAVOR+'s projections) are kept out of
+the optimiser, as torch keeps its buffers out of `model.parameters()`: each step splits the params
+into the trained and the fixed ones (`partition`, the partition/combine idiom of equinox), takes
+gradients and optimiser state for the trained ones alone and puts the fixed ones back unchanged.
+(A zero gradient would not do: the decoupled weight decay would still shrink them.)
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ..config import ModelConfig
+from ..weights import is_trained
 from .loss import nats_per_dim
 from .model import forward, input_tokens
 
@@ -87,12 +94,19 @@ class TrainState:
     optimizer: optax.GradientTransformation
 
 
+def partition(params) -> tuple[dict, dict]:
+    """(trained, fixed): the params split by `is_trained`; {**trained, **fixed} gives them back."""
+    trained = {n: w for n, w in params.items() if is_trained(n)}
+    return trained, {n: w for n, w in params.items() if n not in trained}
+
+
 def init_state(config: ModelConfig, params, optimizer=None, seed=0) -> TrainState:
-    """The state before the first step; `params` a dict of jax arrays (e.g. a prepared model's)."""
+    """The state before the first step; `params` a dict of jax arrays (e.g. a prepared model's).
+    The optimiser state covers the trained params alone (`partition`)."""
     optimizer = make_optimizer() if optimizer is None else optimizer
     return TrainState(
         params=params,
-        opt_state=optimizer.init(params),
+        opt_state=optimizer.init(partition(params)[0]),
         key=jax.random.key(seed),
         step=jnp.zeros((), jnp.int32),
         config=config,
@@ -104,13 +118,15 @@ def _train_step(state: TrainState, data):
     """One update on (B, T) bytes; returns the new state and the batch's loss in nats per byte
     before the update (a jax scalar: block on it, or float() it, to time the step)."""
 
-    def loss_fn(params):
-        key = jax.random.fold_in(state.key, state.step)
-        return nats_per_dim(forward(params, state.config, input_tokens(data), key), state.config, data)
+    trained, fixed = partition(state.params)
 
-    loss, grads = jax.value_and_grad(loss_fn)(state.params)
-    updates, opt_state = state.optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    def loss_fn(trained):
+        key = jax.random.fold_in(state.key, state.step)
+        return nats_per_dim(forward({**trained, **fixed}, state.config, input_tokens(data), key), state.config, data)
+
+    loss, grads = jax.value_and_grad(loss_fn)(trained)
+    updates, opt_state = state.optimizer.update(grads, state.opt_state, trained)
+    params = {**optax.apply_updates(trained, updates), **fixed}
     return dataclasses.replace(state, params=params, opt_state=opt_state, step=state.step + 1), loss
 
 

@@ -9,7 +9,7 @@ import torch
 
 from ..backends import BackendUnavailable
 from ..config import ConfigError, ModelConfig, check_mode
-from ..weights import check_params
+from ..weights import check_params, timing_projection
 from . import attention as attn
 from . import generate as _gen
 from .generate import sample_from_head
@@ -106,16 +106,17 @@ def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     """Seconds of `repeats` forward+backward passes of one causal attention (after a warm-up) on
     random (B, T, H, D) inputs; kind is one of `attention.KINDS` ("softmax": the (T, T) scores
     materialised, as in every backend; "softmax-fused": PyTorch's scaled_dot_product_attention;
-    "softmax-chunked"; "linear")."""
+    "softmax-chunked"; "linear"; "linear-favor", with a FAVOR+ projection of N_FEATURES rows)."""
     if kind not in attn.KINDS:
         raise BackendUnavailable(f"the PyTorch backend has no {kind!r} attention (only {', '.join(attn.KINDS)})")
     fn = attn.KINDS[kind].parallel
     q, k, v = (torch.randn(batch, T, n_heads, d_head, device=device, requires_grad=True) for _ in range(3))
+    args = [torch.as_tensor(timing_projection(d_head), device=device)] if attn.KINDS[kind].projected else []
     times = []
     for i in range(repeats + 1):
         _sync(device)
         t = time.perf_counter()
-        fn(q, k, v).sum().backward()
+        fn(q, k, v, *args).sum().backward()
         _sync(device)
         q.grad = k.grad = v.grad = None
         if i:
@@ -142,7 +143,7 @@ def time_window(model, mode, batch, start, steps, seed=0):
     g = torch.Generator().manual_seed(seed)
     dev, dtype = _device(model), model.embed.weight.dtype
     state, packed = model.empty_state(batch, T), model.packed(T)
-    state = [_late(s, start, g) for s in state]
+    state = [None if s is None else _late(s, start, g) for s in state]
     noise = torch.rand(batch, steps, 2, generator=g).to(dev, dtype)
     token = torch.randint(0, 256, (batch,), generator=g).to(dev)
     _sync(dev)

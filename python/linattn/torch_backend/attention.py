@@ -2,7 +2,8 @@
 and `KINDS`: the table of attention kinds (parallel form, recurrent twin, empty state) that the
 model and the timing look up by name.
 
-Shapes: q, k, v are (B, T, H, D) in the parallel forms and (B, H, D) for one step.
+Shapes: q, k, v are (B, T, H, D) in the parallel forms and (B, H, D) for one step; F is the size
+of a linear kind's features phi(x) (D for elu + 1, m for FAVOR+).
 """
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ from ..config import LINEAR_CHUNK, LINEAR_EPS, SOFTMAX_CHUNK
 def elu_feature_map(x):
     """phi(x) = elu(x) + 1."""
     return F.elu(x) + 1.0
+
+
+def favor_feature_map(x, projection):
+    """FAVOR+: phi(x) = exp(W x' - |x'|^2 / 2) / sqrt(m), x' = x / D^(1/4), W = `projection` (m, D);
+    (..., D) -> (..., m). No max subtracted before exp, so that the parallel form and the
+    recurrent twin compute the same numbers (the reference's docstring says more)."""
+    D, m = x.shape[-1], projection.shape[0]
+    x = x * D**-0.25
+    return torch.exp(x @ projection.t() - 0.5 * x.square().sum(-1, keepdim=True)) * (1.0 / math.sqrt(m))
 
 
 def softmax_attention(q, k, v):
@@ -80,27 +90,27 @@ def softmax_attention_recurrent(q, k, v, state):
     return o, (K, V, t + 1)
 
 
-def linear_attention(q, k, v, feature_map=elu_feature_map, chunk_size=LINEAR_CHUNK):
+def linear_attention(q, k, v, *feature_args, feature_map=elu_feature_map, chunk_size=LINEAR_CHUNK):
     """o_i = phi(q_i)^T S_i / (phi(q_i)^T z_i + eps), S_i = sum_{j<=i} phi(k_j) v_j^T, z_i = sum phi(k_j),
-    phi = `feature_map`.
+    phi(x) = feature_map(x, *feature_args) (FAVOR+ takes the layer's projection), of size F.
 
     Chunkwise-parallel form (GLA, arXiv 2312.06635): within a chunk of C steps the masked
     quadratic form, across chunks the states S and z at chunk boundaries (an exclusive cumsum).
-    Memory O(T C + (T/C) D^2) per head, never a T x D x D tensor; exact, not an approximation.
+    Memory O(T C + (T/C) F D) per head, never a T x F x D tensor; exact, not an approximation.
     """
     B, T, H, D = q.shape
     C = min(chunk_size, T)
     pad = (-T) % C
-    fq, fk = feature_map(q), feature_map(k)
+    fq, fk = feature_map(q, *feature_args), feature_map(k, *feature_args)
     if pad:  # padded keys get phi = 0 and padded values 0, so they add nothing
         fq, fk, v = (F.pad(x, (0, 0, 0, 0, 0, pad)) for x in (fq, fk, v))
     N = (T + pad) // C
     fq, fk, v = (x.reshape(B, N, C, H, x.shape[-1]).permute(0, 3, 1, 2, 4) for x in (fq, fk, v))  # (B, H, N, C, D)
     mask = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
     A = (fq @ fk.transpose(-1, -2)).masked_fill(~mask, 0.0)  # (B, H, N, C, C)
-    kv = fk.transpose(-1, -2) @ v  # (B, H, N, D, Dv): each chunk's sum of phi(k) v^T
+    kv = fk.transpose(-1, -2) @ v  # (B, H, N, F, Dv): each chunk's sum of phi(k) v^T
     S = _exclusive_cumsum(kv)  # the state before each chunk
-    z = _exclusive_cumsum(fk.sum(3))  # (B, H, N, D)
+    z = _exclusive_cumsum(fk.sum(3))  # (B, H, N, F)
     num = fq @ S + A @ v
     den = (fq @ z.unsqueeze(-1)).squeeze(-1) + A.sum(-1) + LINEAR_EPS
     o = (num / den.unsqueeze(-1)).permute(0, 2, 3, 1, 4).reshape(B, N * C, H, -1)
@@ -113,43 +123,49 @@ def _exclusive_cumsum(x):
     return torch.cumsum(F.pad(x, (0, 0) * (x.dim() - 3) + (1, 0))[:, :, :-1], dim=2)
 
 
-def linear_attention_recurrent(q, k, v, state, feature_map=elu_feature_map):
-    """One RNN step: S += phi(k) v^T, z += phi(k), o = phi(q)^T S / (phi(q)^T z + eps).
-    state = (S (B, H, D, Dv), z (B, H, D)), updated in place and returned."""
+def linear_attention_recurrent(q, k, v, state, *feature_args, feature_map=elu_feature_map):
+    """One RNN step: S += phi(k) v^T, z += phi(k), o = phi(q)^T S / (phi(q)^T z + eps), phi as in
+    `linear_attention`. state = (S (B, H, F, Dv), z (B, H, F)), updated in place and returned."""
     S, z = state
-    fq, fk = feature_map(q), feature_map(k)
-    B, H, D = fk.shape
-    S.view(B * H, D, -1).baddbmm_(fk.reshape(B * H, D, 1), v.reshape(B * H, 1, -1))
+    fq, fk = feature_map(q, *feature_args), feature_map(k, *feature_args)
+    B, H, F_ = fk.shape
+    S.view(B * H, F_, -1).baddbmm_(fk.reshape(B * H, F_, 1), v.reshape(B * H, 1, -1))
     z.add_(fk)
-    num = (fq.reshape(B * H, 1, D) @ S.view(B * H, D, -1)).view(B, H, -1)
+    num = (fq.reshape(B * H, 1, F_) @ S.view(B * H, F_, -1)).view(B, H, -1)
     den = (fq * z).sum(-1, keepdim=True) + LINEAR_EPS
     return num / den, (S, z)
 
 
-def kv_cache(batch, n_heads, d_head, max_len, like):
-    """A preallocated key/value cache (K, V, 0) with room for `max_len` positions, like `like`."""
+def kv_cache(batch, n_heads, d_head, max_len, like, d_feature=None):
+    """A preallocated key/value cache (K, V, 0) with room for `max_len` positions, like `like`
+    (`d_feature` is not used: a cache holds keys, not features)."""
     return (like.new_zeros(batch, n_heads, max_len, d_head), like.new_zeros(batch, n_heads, max_len, d_head), 0)
 
 
-def linear_state(batch, n_heads, d_head, max_len, like):
-    """The linear state (S, z), zero; it has no length."""
-    return (like.new_zeros(batch, n_heads, d_head, d_head), like.new_zeros(batch, n_heads, d_head))
+def linear_state(batch, n_heads, d_head, max_len, like, d_feature=None):
+    """The linear state (S (B, H, F, D), z (B, H, F)), zero, F = `d_feature` (default: d_head, the
+    size of elu + 1's features); it has no length."""
+    F_ = d_feature or d_head
+    return (like.new_zeros(batch, n_heads, F_, d_head), like.new_zeros(batch, n_heads, F_))
 
 
 @dataclass(frozen=True)
 class Kind:
-    parallel: Callable  # (q, k, v) (B, T, H, D) -> o (B, T, H, D)
-    recurrent: Callable  # (q, k, v, state) one step (B, H, D) -> (o, state)
-    empty_state: Callable  # (batch, n_heads, d_head, max_len, like) -> the state before the first step
+    parallel: Callable  # (q, k, v, *feature_args) (B, T, H, D) -> o (B, T, H, D)
+    recurrent: Callable  # (q, k, v, state, *feature_args) one step (B, H, D) -> (o, state)
+    empty_state: Callable  # (batch, n_heads, d_head, max_len, like, d_feature) -> the state before the first step
+    projected: bool = False  # the forms take the layer's FAVOR+ projection (m, D) as their feature_args
 
 
-# The attention kinds, by name. A linear kind with another feature map is one more entry, e.g.
-# "linear-favor": Kind(partial(linear_attention, feature_map=favor), partial(linear_attention_recurrent,
-# feature_map=favor), linear_state).
+# The attention kinds, by name (a model's: `ModelConfig.attention_kind`). A linear kind with another
+# feature map is one more entry.
 KINDS = {
     "softmax": Kind(softmax_attention, softmax_attention_recurrent, kv_cache),
     "softmax-fused": Kind(softmax_attention_fused, softmax_attention_recurrent, kv_cache),
     "softmax-chunked": Kind(softmax_attention_chunked, softmax_attention_recurrent, kv_cache),
     "linear": Kind(partial(linear_attention, feature_map=elu_feature_map),
                    partial(linear_attention_recurrent, feature_map=elu_feature_map), linear_state),
+    "linear-favor": Kind(partial(linear_attention, feature_map=favor_feature_map),
+                         partial(linear_attention_recurrent, feature_map=favor_feature_map), linear_state,
+                         projected=True),
 }

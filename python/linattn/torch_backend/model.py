@@ -7,11 +7,13 @@ generation modes.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..config import NORM_EPS, START_TOKEN, VOCAB, ModelConfig
+from ..weights import favor_projection
 from . import attention as attn
 
 
@@ -23,31 +25,48 @@ def position_code(T, dp, dtype=torch.float32):
 
 
 class Attention(nn.Module):
+    """H heads and the kind of attention of the config (`attention.KINDS`). A FAVOR+ kind keeps
+    its projection W (m, D) as a buffer, `feature_projection`: saved in the state_dict (so in the
+    weights format), moved and cast with the module, but no parameter, so never trained. Drawn here
+    from torch's generator (`favor_projection`); `prepare` overwrites it with the checkpoint's."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         C = config.d_model
         self.q, self.k, self.v, self.o = (nn.Linear(C, C) for _ in range(4))
-        self.n_heads, self.mix = config.n_heads, attn.KINDS[config.attention].parallel
+        self.n_heads, self.kind = config.n_heads, attn.KINDS[config.attention_kind]
+        if self.kind.projected:
+            seed = int(torch.randint(2**62, ()))
+            w = favor_projection(config.n_features, config.d_head, np.random.default_rng(seed))
+            self.register_buffer("feature_projection", torch.as_tensor(w, dtype=torch.float32))
+
+    @property
+    def feature_args(self) -> tuple:
+        """What the kind's forms take after their inputs: FAVOR+'s projection, or nothing."""
+        return (self.feature_projection,) if self.kind.projected else ()
 
     def forward(self, x):  # (B, T, C)
         B, T, C = x.shape
         q, k, v = (f(x).view(B, T, self.n_heads, -1) for f in (self.q, self.k, self.v))
-        return self.o(self.mix(q, k, v).reshape(B, T, C))
+        return self.o(self.kind.parallel(q, k, v, *self.feature_args).reshape(B, T, C))
 
 
 class Layer(nn.Module):
-    """Post-LN: x = LN(x + drop(Attn(x))); x = LN(x + drop(W2 drop(relu(W1 x))))."""
+    """Post-LN: x = LN(x + drop(Attn(x))); x = LN(x + drop(W2 drop(relu(W1 x)))). Without attention
+    (a feed-forward-only layer of PAR, `attends=False`) the second half alone: attn and norm1 are None."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, attends: bool = True):
         super().__init__()
         C = config.d_model
-        self.attn = Attention(config)
-        self.norm1, self.norm2 = nn.LayerNorm(C, eps=NORM_EPS), nn.LayerNorm(C, eps=NORM_EPS)
+        self.attn = Attention(config) if attends else None
+        self.norm1 = nn.LayerNorm(C, eps=NORM_EPS) if attends else None
+        self.norm2 = nn.LayerNorm(C, eps=NORM_EPS)
         self.ff1, self.ff2 = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
         self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x):
-        x = self.norm1(x + self.drop(self.attn(x)))
+        if self.attn is not None:
+            x = self.norm1(x + self.drop(self.attn(x)))
         return self.norm2(x + self.drop(self.ff2(self.drop(F.relu(self.ff1(x))))))
 
 
@@ -56,9 +75,9 @@ class Transformer(nn.Module):
         super().__init__()
         C = config.d_model
         self.config = config
-        self.kind = attn.KINDS[config.attention]  # looked up once: parallel form, recurrent twin, empty state
+        self.kind = attn.KINDS[config.attention_kind]  # looked up once: parallel form, recurrent twin, empty state
         self.embed = nn.Embedding(VOCAB, C // 2)
-        self.layers = nn.ModuleList(Layer(config) for _ in range(config.n_layers))
+        self.layers = nn.ModuleList(Layer(config, config.has_attention(i)) for i in range(config.n_layers))
         self.norm = nn.LayerNorm(C, eps=NORM_EPS)
         self.head = nn.Linear(C, config.n_outputs)
 
@@ -82,10 +101,11 @@ class Transformer(nn.Module):
     # --- the recurrent form ---------------------------------------------------------------------
 
     def empty_state(self, batch, max_len=None):
-        """Per layer: the kind's empty state (a preallocated key/value cache (K, V, 0), or (S, z))."""
+        """Per layer: the kind's empty state (a preallocated key/value cache (K, V, 0), or (S, z));
+        None for a feed-forward-only layer."""
         c = self.config
-        return [self.kind.empty_state(batch, c.n_heads, c.d_head, max_len or c.seq_len, self.embed.weight)
-                for _ in self.layers]
+        return [self.kind.empty_state(batch, c.n_heads, c.d_head, max_len or c.seq_len, self.embed.weight, c.d_feature)
+                if l.attn is not None else None for l in self.layers]
 
     def packed(self, max_len=None):
         """Weights rearranged for the step, once per generation: every Linear as (bias, W^T) with
@@ -97,7 +117,9 @@ class Transformer(nn.Module):
             return torch.cat([l.bias for l in linears]), torch.cat([l.weight for l in linears]).t().contiguous()
 
         layers = [
-            (t(l.attn.q, l.attn.k, l.attn.v), t(l.attn.o), t(l.ff1), t(l.ff2), l.norm1, l.norm2) for l in self.layers
+            (t(l.attn.q, l.attn.k, l.attn.v), t(l.attn.o), t(l.ff1), t(l.ff2), l.norm1, l.norm2) if l.attn is not None
+            else (None, None, t(l.ff1), t(l.ff2), None, l.norm2)  # a feed-forward-only layer
+            for l in self.layers
         ]
         return layers, t(self.head), self.position_code(max_len or self.config.seq_len)
 
@@ -110,9 +132,10 @@ class Transformer(nn.Module):
         layers, head, pe = packed
         x = torch.cat([self.embed.weight[token], pe[position].expand(B, -1)], dim=-1)
         for i, (qkv, o, ff1, ff2, norm1, norm2) in enumerate(layers):
-            q, k, v = _split(torch.addmm(qkv[0], x, qkv[1]), B, H)
-            a, state[i] = twin(q, k, v, state[i])
-            x = F.layer_norm(torch.addmm(o[0], a.reshape(B, C), o[1]).add_(x), (C,), norm1.weight, norm1.bias, NORM_EPS)
+            if qkv is not None:  # not a feed-forward-only layer
+                q, k, v = _split(torch.addmm(qkv[0], x, qkv[1]), B, H)
+                a, state[i] = twin(q, k, v, state[i], *self.layers[i].attn.feature_args)
+                x = F.layer_norm(torch.addmm(o[0], a.reshape(B, C), o[1]).add_(x), (C,), norm1.weight, norm1.bias, NORM_EPS)
             f = torch.addmm(ff2[0], torch.addmm(ff1[0], x, ff1[1]).relu_(), ff2[1])
             x = F.layer_norm(f.add_(x), (C,), norm2.weight, norm2.bias, NORM_EPS)
         return torch.addmm(head[0], F.layer_norm(x, (C,), self.norm.weight, self.norm.bias, NORM_EPS), head[1])
