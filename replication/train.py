@@ -161,7 +161,8 @@ def _take_lock(out: Path, rank: int, world_size: int):
 
 
 def _result(task, config, out, step, wall, curve, test_bpd, n_test, training) -> dict:
-    result = {"attention": config.attention, "dataset": task["dataset"], "steps": step, "wall_seconds": wall,
+    result = {"attention": config.attention, "dataset": task["dataset"], "seed": task.get("seed", 0), "steps": step,
+              "wall_seconds": wall,
               "seconds_per_step": wall / max(step, 1), "curve": curve, "test_bits_per_dim": test_bpd,
               "n_test_images": n_test, "config": config.to_dict(), "checkpoint": str(out), "training": training}
     atomic_write(out / "result.json", lambda f: f.write(json.dumps(result, indent=2).encode()))

@@ -5,7 +5,9 @@ notebooks and the report's samples show a trained model without training first.
 
 `replication eval --checkpoint trained/<dataset>/<attention> --dataset <dataset>` on the whole test
 set reproduces the recorded bits/dim (tests/test_trained.py, where the data set is present).
-`ship(run_folder, dataset, attention, command)` makes one from a finished `replication train` run.
+`ship(run_folder, command)` makes one from a finished `replication train` run; `ship_runs(folders,
+command)` records every run of the profile (all seeds, both attentions) in trained/<dataset>/runs.json,
+from which the report shows the profile's C3 beside the run's own.
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ def read_provenance(path) -> dict:
         return json.load(f)
 
 
-def ship(run: Path, command: str, root: Path = TRAINED, profile: str = "quality") -> Path:
+def ship(run: Path, command: str, root: Path = TRAINED, profile: str = "quality", trained_at_commit=None) -> Path:
     """Copy a finished training run (checkpoint and result.json) into trained/<dataset>/<attention>/
-    with its provenance; refuses a run without a result (unfinished) or weights over MAX_BYTES."""
+    with its provenance (the commit it was trained at, where that is not the one it is shipped
+    from); refuses a run without a result (unfinished) or weights over MAX_BYTES."""
     run = Path(run)
     result = json.loads((run / "result.json").read_text())
     config, _ = load_checkpoint(run)  # refuses a malformed checkpoint
@@ -66,7 +69,58 @@ def ship(run: Path, command: str, root: Path = TRAINED, profile: str = "quality"
     for f in ("config.json", "weights.npz"):
         shutil.copyfile(run / f, out / f)
     record = {"profile": profile, "command": command, "shipped": time.strftime("%Y-%m-%d"),
+              "trained_at_commit": trained_at_commit or provenance()["git"]["commit"],
               "dataset_checksum": dataset_checksum(result["dataset"]), **{k: result.get(k) for k in RECORDED},
               "provenance": provenance()}
     atomic_write(out / "provenance.json", lambda f: f.write(json.dumps(record, indent=1).encode()))
     return out
+
+
+RUNS = "runs.json"  # trained/<dataset>/runs.json: every training run of the shipped models' profile
+
+
+def ship_runs(runs, command: str, root: Path = TRAINED, profile: str = "quality", timing=None,
+              trained_at_commit=None) -> Path:
+    """Record finished training runs (folders with result.json, any seeds, both attentions, one
+    data set) in trained/<dataset>/runs.json: their curves, test bits/dim and seconds per step.
+    `timing` ({"seconds_per_step": {attention: s}, "how": ...}) gives seconds per step measured
+    apart, for runs that shared the machine while they trained."""
+    results = [json.loads((Path(r) / "result.json").read_text()) for r in runs]
+    datasets = {r["dataset"] for r in results}
+    if len(datasets) != 1:
+        raise ValueError(f"the runs are of several data sets {sorted(datasets)}; record one data set at a time")
+    dataset = datasets.pop()
+    by = {}
+    for run, r in zip(runs, results):
+        seed = r["seed"] if "seed" in r else _seed(run)
+        by.setdefault(r["attention"], []).append({"status": "ok", "seed": seed, "dataset": dataset,
+                                                  **{k: r.get(k) for k in RECORDED if k not in ("attention", "dataset")}})
+    for rs in by.values():
+        rs.sort(key=lambda r: r["seed"])
+    out = Path(root) / dataset / RUNS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    from .data import dataset_checksum
+
+    record = {"profile": profile, "command": command, "shipped": time.strftime("%Y-%m-%d"),
+              "trained_at_commit": trained_at_commit or provenance()["git"]["commit"], "dataset": dataset,
+              "dataset_checksum": dataset_checksum(dataset), "runs": by, "timing": timing, "provenance": provenance()}
+    atomic_write(out, lambda f: f.write(json.dumps(record, indent=1).encode()))
+    return out
+
+
+def _seed(run) -> int:
+    """The seed of a training run whose result.json predates its "seed" field: the folder name
+    (<attention>-seed<N>, as `replication train --seed N --out ...-seedN`)."""
+    name = Path(run).name
+    if "-seed" not in name:
+        raise ValueError(f"{run}: name the folder <attention>-seed<N> so that its seed is recorded")
+    return int(name.rsplit("-seed", 1)[1])
+
+
+def shipped_runs(root: Path = TRAINED) -> dict | None:
+    """The runs.json of the shipped models' data set, or None."""
+    models = shipped(root)
+    if not models:
+        return None
+    path = Path(root) / next(iter(models.values()))["dataset"] / RUNS
+    return json.loads(path.read_text()) if path.is_file() else None

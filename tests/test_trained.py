@@ -31,9 +31,10 @@ def test_a_shipped_model_is_small_and_says_how_it_was_made(attention):
     config, params = load_checkpoint(m["path"])
     p = m["provenance"]
     assert config.attention == attention and ModelConfig.from_dict(p["config"]) == config
-    for key in ("profile", "command", "dataset_checksum", "steps", "test_bits_per_dim", "n_test_images", "curve"):
+    for key in ("profile", "command", "dataset_checksum", "steps", "test_bits_per_dim", "n_test_images", "curve",
+                "trained_at_commit"):
         assert p.get(key) not in (None, ""), f"{m['path']}/provenance.json lacks {key}"
-    assert p["provenance"]["commit"], "the commit the model was trained at"
+    assert p["trained_at_commit"] and p["provenance"]["git"]["commit"], "the commits it was trained at and shipped from"
     assert p["curve"][-1]["step"] == p["steps"]
     assert all(np.isfinite(v).all() for v in params.values())
 
@@ -53,9 +54,9 @@ def test_eval_on_the_test_set_reproduces_the_recorded_bits_per_dim(attention, ca
 
 
 def test_ship_copies_a_finished_run_with_its_provenance(tmp_path, monkeypatch):
-    run = tmp_path / "run"
+    run = tmp_path / "linear-seed3"
     task = {"dataset": "synthetic", "batch_size": 2, "steps": 2, "learning_rate": 1e-3, "weight_decay": 0.0,
-            "eval_every": 1, "eval_images": 2, "test_images": 2, "attention": "linear", "checkpoint_dir": str(run),
+            "eval_every": 1, "eval_images": 2, "test_images": 2, "attention": "linear", "seed": 3, "checkpoint_dir": str(run),
             "threads": 1, "model": {"n_layers": 1, "n_heads": 1, "d_model": 8, "n_mixtures": 2,
                                     "image_shape": [4, 4, 1], "dropout": 0.0}}
     result = train(task)
@@ -66,6 +67,12 @@ def test_ship_copies_a_finished_run_with_its_provenance(tmp_path, monkeypatch):
     assert set(found) == {"linear"}
     p = found["linear"]["provenance"]
     assert p["test_bits_per_dim"] == result["test_bits_per_dim"] and p["steps"] == 2 and p["profile"] == "test"
+    assert result["seed"] == 3 and p["trained_at_commit"]
+    record = json.loads(trained.ship_runs([run], "replication train ...", root=tmp_path / "trained",
+                                          timing={"seconds_per_step": {"linear": 0.5}}).read_text())
+    assert [r["seed"] for r in record["runs"]["linear"]] == [3]
+    assert record["runs"]["linear"][0]["test_bits_per_dim"] == result["test_bits_per_dim"]
+    assert trained.shipped_runs(tmp_path / "trained")["timing"]["seconds_per_step"] == {"linear": 0.5}
     monkeypatch.setattr(trained, "MAX_BYTES", 10)
     with pytest.raises(ValueError, match="MiB"):
         trained.ship(run, "replication train ...", root=tmp_path / "again")

@@ -134,10 +134,27 @@ def summarise(summary, outcomes, folder):
 def quality_summary(runs: dict, dataset, checksum=None) -> dict:
     """summary["quality"] from the training runs {attention: [one per seed]}: the runs, the means
     over seeds, the equal-time reading and the shipped models (what `judge` and the report read)."""
+    return {**compare(runs, dataset, checksum), "shipped": shipped_section_data(), "shipped_runs": shipped_runs_data()}
+
+
+def compare(runs: dict, dataset, checksum=None, seconds_per_step=None) -> dict:
+    """The comparison of runs {attention: [one per seed]}: means and spread, the equal-time reading
+    (by the runs' own seconds per step, or the `seconds_per_step` measured apart)."""
     return {"dataset": dataset, "dataset_checksum": checksum, "runs": runs,
             "seeds": sorted({r.get("seed", 0) for rs in runs.values() for r in rs}),
-            "aggregate": {a: aggregate(rs) for a, rs in runs.items()}, "equal_time": equal_time(runs),
-            "shipped": shipped_section_data()}
+            "aggregate": {a: aggregate(rs) for a, rs in runs.items()}, "equal_time": equal_time(runs, seconds_per_step)}
+
+
+def shipped_runs_data() -> dict | None:
+    """Every training run of the shipped models' profile (trained/<dataset>/runs.json), compared as
+    this run's own are, with the verdict the rules give them."""
+    record = trained.shipped_runs()
+    if not record:
+        return None
+    return {**{k: record.get(k) for k in ("profile", "command", "shipped", "dataset", "dataset_checksum", "provenance",
+                                          "timing")},
+            **compare(record["runs"], record["dataset"], record.get("dataset_checksum"),
+                      (record.get("timing") or {}).get("seconds_per_step"))}
 
 
 def aggregate(rows) -> dict:
@@ -169,8 +186,9 @@ def equal_time(runs, seconds_per_step=None) -> dict | None:
     valid = {fast: [_valid_at(r["curve"], S) for r in ok[fast]], slow: [_valid_at(r["curve"], k) for r in ok[slow]]}
     pairs = [(lv, sv) for lv, sv in zip(valid["linear"], valid["softmax"]) if lv is not None and sv is not None]
     gaps = [lv - sv for lv, sv in pairs]
-    contended = any((r.get("contention") or {}).get("contended") for rs in ok.values() for r in rs)
-    return {"faster": fast, "seconds_per_step": sps, "budget_seconds": budget, "steps": {fast: S, slow: k},
+    contended = seconds_per_step is None and any((r.get("contention") or {}).get("contended") for rs in ok.values() for r in rs)
+    return {"faster": fast, "seconds_per_step": sps, "measured_apart": seconds_per_step is not None,
+            "budget_seconds": budget, "steps": {fast: S, slow: k},
             "valid_bits_per_dim": valid, "gaps": gaps, "gap": aggregate([{"status": "ok", "test_bits_per_dim": g}
                                                                         for g in gaps]),
             "contended": contended}
@@ -197,7 +215,8 @@ def shipped_section_data() -> dict:
     return {a: {"dataset": m["dataset"], "path": relative(trained.ROOT, m["path"]),
                 **{k: m["provenance"].get(k) for k in ("profile", "command", "steps", "test_bits_per_dim",
                                                          "n_test_images", "seconds_per_step", "curve", "config",
-                                                         "dataset_checksum", "shipped", "training", "provenance")}}
+                                                         "dataset_checksum", "shipped", "training", "provenance",
+                                                         "trained_at_commit")}}
             for a, m in trained.shipped().items()}
 
 
@@ -265,7 +284,7 @@ def _pm(x, sd):
 
 def report(summary, paper, folder, figures_dir) -> dict:
     return {"sections": {"data": data_section(summary), "quality": quality_section(summary, paper, Path(folder)),
-                         "trained": trained_section(summary)},
+                         "trained": trained_section(summary, paper)},
             "figures": figures(summary, paper, figures_dir),
             "prose": {"quality": quality_prose(summary, paper_numbers(paper)["values"])}}
 
@@ -274,7 +293,7 @@ def figures(summary, paper, out_dir) -> dict:
     return {"curves": curves_figure(summary["quality"]["runs"], out_dir, "curves.svg"),
             "trained_curves": curves_figure({a: [{**m, "status": "ok", "seed": 0}] for a, m in
                                              summary["quality"].get("shipped", {}).items() if m.get("curve")},
-                                            out_dir, "trained-curves.svg")}
+                                            out_dir, "trained-curves.svg", by_time=False)}
 
 
 def _c3(summary):
@@ -321,6 +340,15 @@ def data_section(summary):
 def quality_section(summary, paper, folder: Path):
     q = summary["quality"]
     c3 = _c3(summary)
+    return {"table": runs_table(q, paper),
+            "missing": c3.get("status") != "measured",
+            "missing_text": "C3 not run: " + (c3.get("note") or "training not run") + ".",
+            "equal_time": equal_time_table(q.get("equal_time")),
+            "samples": samples_section(summary, folder)}
+
+
+def runs_table(q, paper):
+    """Test bits/dim per run (seed), and the mean and spread over seeds, beside the paper's."""
     bpd = paper["C3"]["bits_per_dim"]
     rows = []
     for attention in ATTENTIONS:
@@ -336,11 +364,7 @@ def quality_section(summary, paper, folder: Path):
         if a.get("n", 0) > 1:
             rows.append([f"{attention}, mean ± sd", f"{a['n']} seeds", DASH, _pm(a["mean"], a["sd"]).lstrip("+"), DASH, DASH,
                          fmt(bpd["mnist"][attention])])
-    return {"table": table(["run", "data", "steps", "test bits/dim", "s/step", "training time", "paper (MNIST)"], rows),
-            "missing": c3.get("status") != "measured",
-            "missing_text": "C3 not run: " + (c3.get("note") or "training not run") + ".",
-            "equal_time": equal_time_table(q.get("equal_time")),
-            "samples": samples_section(summary, folder)}
+    return table(["run", "data", "steps", "test bits/dim", "s/step", "training time", "paper (MNIST)"], rows)
 
 
 def equal_time_table(et):
@@ -354,7 +378,9 @@ def equal_time_table(et):
         rows.append([a, fmt(et["seconds_per_step"][a], " s"), f"{et['steps'][a]:,.0f}",
                      _pm(agg["mean"], agg["sd"]).lstrip("+") if agg["n"] else "before its first validation point"])
     note = (f"Budget: {seconds(et['budget_seconds'])} of training, the time {et['faster']} takes for its whole step budget. "
-            + ("Some training timings were taken while other processes used the cores." if et["contended"] else ""))
+            + ("Some training timings were taken while other processes used the cores." if et["contended"] else "")
+            + ("Seconds per step measured apart, alone on the machine (the runs themselves shared it)."
+               if et.get("measured_apart") else ""))
     return table(["attention", "s/step", "steps in the budget", "validation bits/dim (mean ± sd over seeds)"], rows, note=note)
 
 
@@ -378,9 +404,11 @@ def samples_section(summary, folder: Path):
     return out
 
 
-def trained_section(summary):
-    """The shipped trained models: what they are, how they were made, what they reach."""
-    m = summary["quality"].get("shipped") or {}
+def trained_section(summary, paper):
+    """The shipped trained models: what they are, how they were made, what they reach; and every
+    run of their profile (all seeds), compared and judged by the same rules as this run's C3."""
+    q = summary["quality"]
+    m = q.get("shipped") or {}
     if not m:
         return {"missing": True, "text": "No trained model ships with this copy of the repository (trained/ is empty)."}
     rows = []
@@ -391,20 +419,37 @@ def trained_section(summary):
             rows.append([a, r["dataset"], r.get("profile") or DASH, f"{r.get('steps') or 0:,}",
                          f"L={cfg.get('n_layers')}, H={cfg.get('n_heads')}, d={cfg.get('d_model')}",
                          fmt(r.get("test_bits_per_dim")), f"{r.get('n_test_images') or 0:,}",
-                         ((r.get("provenance") or {}).get("commit") or DASH)[:10], r.get("shipped") or DASH])
-    return {"missing": False, "table": table(["model", "data", "profile", "steps", "size", "test bits/dim", "test images",
-                                              "commit", "shipped"], rows),
-            "command": next((r.get("command") for r in m.values() if r.get("command")), "")}
+                         (r.get("trained_at_commit") or ((r.get("provenance") or {}).get("git") or {}).get("commit") or DASH)[:10], r.get("shipped") or DASH])
+    out = {"missing": False, "table": table(["model", "data", "profile", "steps", "size", "test bits/dim", "test images",
+                                             "commit", "shipped"], rows),
+           "command": next((r.get("command") for r in m.values() if r.get("command")), ""), "runs": None}
+    runs = q.get("shipped_runs")
+    if runs and all(runs["runs"].get(a) for a in ATTENTIONS):
+        p = paper["C3"]["bits_per_dim"]["mnist"]
+        verdict, evidence = verdicts.quality(runs["runs"], runs["dataset"], p)
+        agg = runs["aggregate"]
+        gap = agg["linear"]["mean"] - agg["softmax"]["mean"]
+        et = runs.get("equal_time")
+        counts = ", ".join(f"{len(runs['runs'][a])} {a}" for a in ATTENTIONS)
+        out["runs"] = {"profile": runs["profile"], "table": runs_table(runs, paper),
+                       "equal_time": equal_time_table(et), "verdict": verdict,
+                       "text": (f"Every run of the {runs['profile']} profile ({counts}; "
+                                f"seeds {', '.join(map(str, runs['seeds']))}) on {runs['dataset']}: the gap linear - softmax at equal "
+                                f"steps is {_pm(gap, _gap_sd(agg['linear'], agg['softmax']))} bits/dim (the paper's MNIST gap: "
+                                f"{p['linear'] - p['softmax']:+.3f}). Verdict by the rules of this report: {verdict}.")}
+    return out
 
 
-def curves_figure(runs_by_attention, out_dir, name):
-    """Validation (and training) bits/dim vs training step and vs wall-clock seconds, one line per seed."""
+def curves_figure(runs_by_attention, out_dir, name, by_time=True):
+    """Validation (and training) bits/dim vs training step and (`by_time`) vs wall-clock seconds,
+    one line per seed."""
     runs = {a: [r for r in rs if r.get("status") == "ok" and r.get("curve")] for a, rs in runs_by_attention.items()}
     runs = {a: rs for a, rs in runs.items() if rs}
     if not runs:
         return None
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 2.6))
+    fig, axes = plt.subplots(1, 2 if by_time else 1, figsize=(WIDTH if by_time else WIDTH / 2, 2.6), squeeze=False)
+    axes = axes[0]
     for attention, rs in sorted(runs.items()):
         color = ATTENTION_COLORS.get(attention, "0.3")
         for i, run in enumerate(rs):
@@ -416,7 +461,8 @@ def curves_figure(runs_by_attention, out_dir, name):
                 ax.plot(xs, [p["train_bits_per_dim"] for p in run["curve"]], "--", color=color, alpha=0.5,
                         label=f"{attention}, training (mean since last point)" if i == 0 else None)
     axes[0].set_xlabel("training step")
-    axes[1].set_xlabel("training wall-clock time (s)")
+    if by_time:
+        axes[1].set_xlabel("training wall-clock time (s)")
     for ax in axes:
         ax.set_ylabel("bits / dim")
     handles, _ = axes[0].get_legend_handles_labels()
