@@ -420,8 +420,16 @@ def trained_section(summary, paper):
                          f"L={cfg.get('n_layers')}, H={cfg.get('n_heads')}, d={cfg.get('d_model')}",
                          fmt(r.get("test_bits_per_dim")), f"{r.get('n_test_images') or 0:,}",
                          (r.get("trained_at_commit") or ((r.get("provenance") or {}).get("git") or {}).get("commit") or DASH)[:10], r.get("shipped") or DASH])
+    state = []
+    for a in ATTENTIONS:
+        if a in m and m[a].get("curve"):
+            trained_enough, why = verdicts.convergence(m[a]["curve"])
+            state.append(f"{a}: {'trained by the convergence rule' if trained_enough else why}")
+    undertrained = any("undertrained" in x or "fewer than" in x for x in state)
     out = {"missing": False, "table": table(["model", "data", "profile", "steps", "size", "test bits/dim", "test images",
                                              "commit", "shipped"], rows),
+           "state": ("; ".join(state) + "." + (" Their samples show what this budget reaches, not what the "
+                                               "architecture can do." if undertrained else "")) if state else "",
            "command": next((r.get("command") for r in m.values() if r.get("command")), ""), "runs": None}
     runs = q.get("shipped_runs")
     if runs and all(runs["runs"].get(a) for a in ATTENTIONS):
