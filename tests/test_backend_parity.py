@@ -160,11 +160,12 @@ def backend(request):
 
 
 def parallel_forms(backend, chunk_size):
-    """Every attention kind of the backend's table by its parallel form, and linear attention in
-    chunks of `chunk_size`."""
+    """Every attention kind of the backend's table by its parallel form, and linear attention and
+    the chunked softmax in chunks of `chunk_size`."""
     A = backend.attention
     return {**{name: kind.parallel for name, kind in A.KINDS.items()},
-            "linear, chunked": partial(A.linear_attention, chunk_size=chunk_size)}
+            "linear, chunked": partial(A.linear_attention, chunk_size=chunk_size),
+            "softmax, chunked": partial(A.softmax_attention_chunked, chunk_size=chunk_size)}
 
 
 # --- attention ----------------------------------------------------------------------------------
@@ -172,13 +173,13 @@ def parallel_forms(backend, chunk_size):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_attention_against_the_fixture(backend, dtype):
-    """Every kind in the backend's table, and linear attention in chunks of 3 over T = 7 (two full
-    chunks and a padded one), against the float64 reference's outputs."""
+    """Every kind in the backend's table, and linear attention and the chunked softmax in chunks of 3
+    over T = 7 (two full chunks and a short one), against the float64 reference's outputs."""
     a = load_attention()
     forms = parallel_forms(backend, chunk_size=3)
     with backend.precision(dtype):
         outs = backend.run(lambda q, k, v: {n: f(q, k, v) for n, f in forms.items()}, *(a[n].astype(dtype) for n in "qkv"))
-    assert {"softmax", "softmax-chunked", "linear", "linear, chunked"} <= set(outs)
+    assert {"softmax", "softmax-chunked", "softmax, chunked", "linear", "linear, chunked"} <= set(outs)
     for name, o in outs.items():
         assert o.dtype == np.dtype(dtype), name
         expected = a["linear_attention" if name.startswith("linear") else "softmax_attention"]
@@ -210,22 +211,31 @@ def test_chunkwise_linear_attention_equals_the_quadratic_form(backend, T, chunk)
     np.testing.assert_allclose(o, reference.linear_attention(q, k, v), rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("T, chunk", [(5, 2), (50, 16), (100, 32)])
+@pytest.mark.parametrize("T, chunk", [(5, 2), (50, 16), (100, 32), (33, 64)])
 def test_chunked_softmax_attention_equals_softmax_attention(backend, T, chunk):
-    """The memory-efficient softmax (queries in blocks; PyTorch: keys too, with a running max and
-    sum) against the reference's plain masked softmax, in float64."""
+    """The memory-efficient softmax (queries in chunks, recomputed in the backward; PyTorch: keys
+    too, with a running max and sum) against the reference's plain masked softmax, and its
+    gradients against the plain form's, in float64: chunks that divide T, that leave a short last
+    chunk, and one chunk longer than T."""
     q, k, v = random_qkv(T, seed=T)
-    chunked = {"torch": lambda q, k, v: backend.attention.softmax_attention_chunked(q, k, v, chunk),
-               "jax": lambda q, k, v: backend.attention.softmax_attention(q, k, v, block_size=chunk)}[backend.name]
+    w = np.random.default_rng(T + 1).standard_normal(q.shape)  # no output sums to a constant
+    A = backend.attention
+    chunked = partial(A.softmax_attention_chunked, chunk_size=chunk)
     with backend.precision("float64"):
         o = backend.run(lambda q, k, v: {"o": chunked(q, k, v)}, q, k, v)["o"]
+        wt = backend.array(w)
+        plain, grads = backend.gradients([lambda q, k, v, f=f: (f(q, k, v) * wt).sum() for f in (A.softmax_attention, chunked)],
+                                         q, k, v)
     np.testing.assert_allclose(o, reference.softmax_attention(q, k, v), rtol=0, atol=1e-10)
+    for name, want, got in zip("qkv", plain, grads):
+        assert np.abs(want).max() > 0.1, name
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10, err_msg=f"d/d{name}")
 
 
 def test_causality_of_the_attention(backend):
     """For every form: the gradient of the output at position t with respect to q, k and v is
     exactly zero after t, and not zero up to t (at every position for k and v). T = 11, t = 5:
-    linear attention in chunks of 4 puts t in the second chunk."""
+    chunks of 4 (linear attention, the chunked softmax) put t in the second chunk."""
     q, k, v = random_qkv(11, seed=1)
     t = 5
     forms = parallel_forms(backend, chunk_size=4)
