@@ -417,8 +417,7 @@ def test_train_step(backend):
 # --- one name per property in every language ------------------------------------------------------
 
 # Properties without a Julia testset of their own, with the reason.
-NOT_IN_JULIA = {"chunked_softmax_attention_equals_softmax_attention": "the Julia backend has no chunked softmax",
-                "generation_equals_the_reference": "Julia checks its generation against the fixtures (fixture)"}
+NOT_IN_JULIA = {"generation_equals_the_reference": "Julia checks its generation against the fixtures (fixture)"}
 
 
 def python_name_of(title: str) -> str:

@@ -25,7 +25,7 @@ BACKENDS = ("torch", "jax", "julia")
 TIME_ATTENTION_KINDS = {
     "torch": ("softmax", "softmax-fused", "softmax-chunked", "linear"),
     "jax": ("softmax", "softmax-chunked", "linear"),
-    "julia": ("softmax", "linear"),
+    "julia": ("softmax", "softmax-chunked", "linear"),
 }
 
 

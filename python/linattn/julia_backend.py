@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import BackendUnavailable
+from .backends import TIME_ATTENTION_KINDS, BackendUnavailable
 from .config import ConfigError, ModelConfig, check_mode
 from .weights import check_params
 
@@ -269,13 +269,14 @@ def timed_generate(model: JuliaModel, mode, noise, steps=None):
 
 def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     """Seconds of `repeats` forward+backward passes (Zygote) of one causal attention on random
-    (B, T, H, D) inputs, timed in Julia after a warm-up; kind "softmax" or "linear". The memory the
-    passes took, measured inside Julia, is then `attention_peak_bytes()`."""
+    (B, T, H, D) inputs, timed in Julia after a warm-up; kind one of `TIME_ATTENTION_KINDS["julia"]`
+    (LinAttn's KINDS: "softmax", "softmax-chunked", "linear"). The memory the passes took, measured
+    inside Julia, is then `attention_peak_bytes()`."""
     global _attention_peak_bytes
     if device != "cpu":
         raise ConfigError(f"the Julia backend runs on the CPU only, got device={device!r}")
-    if kind not in ("softmax", "linear"):
-        raise BackendUnavailable(f"the Julia backend has no {kind!r} attention (only softmax and linear)")
+    if kind not in TIME_ATTENTION_KINDS[NAME]:
+        raise BackendUnavailable(f"the Julia backend has no {kind!r} attention (only {', '.join(TIME_ATTENTION_KINDS[NAME])})")
     _, L = _julia()
     seconds, peak = L.time_attention_peak(kind, int(batch), int(T), int(n_heads), int(d_head), int(repeats))
     _attention_peak_bytes = int(peak)
