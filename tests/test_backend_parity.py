@@ -279,6 +279,25 @@ def test_fixture(backend, case, dtype):
             np.testing.assert_array_equal(sample, expected[f"sample_{mode}"], err_msg=mode)
 
 
+def test_prefix_completions(backend, case):
+    """Completion of a given first half (float32): the fixture's own first bytes as the prefix give
+    back the fixture's sample, as given bytes are fed through the model and not drawn, and byte t
+    uses noise position t either way; other given bytes are kept and change what follows. (Julia
+    against PyTorch, given bytes included: test_julia_backend.py.)"""
+    config, params, expected = case
+    b = backend.backend
+    m = b.prepare(config, params)
+    noise = expected["noise"]
+    P = config.seq_len // 2
+    other = np.random.default_rng(5).integers(0, 256, (len(noise), P))
+    for mode in (mode for mode in MODES if f"sample_{mode}" in expected):
+        want = expected[f"sample_{mode}"]
+        np.testing.assert_array_equal(b.generate(m, mode, noise, prefix=want[:, :P]), want, err_msg=mode)
+        completed = b.generate(m, mode, noise, prefix=other)
+        np.testing.assert_array_equal(completed[:, :P], other, err_msg=mode)
+        assert np.any(completed[:, P:] != want[:, P:]), mode
+
+
 @pytest.mark.parametrize("mode", list(MODES))
 def test_generation_equals_the_reference(backend, mode):
     """Every mode draws the reference's bytes from the same noise on a random model too (float32,

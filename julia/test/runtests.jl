@@ -191,6 +191,35 @@ end
     end
 end
 
+@testset "prefix completions ($name, $T)" for name in CASES, T in (Float64, Float32)
+    # Given bytes are fed through the model and not drawn, and byte t uses noise column t whether
+    # given or drawn: the fixture's own first bytes as the prefix give back the fixture's sample.
+    model = fixture_model(name; float_type = T)
+    expected = npzread(joinpath(FIXTURES, name, "expected.npz"))
+    noise = julia_layout(expected["noise"])  # [2, T, B]
+    L, B = size(noise, 2), size(noise, 3)
+    P = L ÷ 2
+    Random.seed!(5)
+    other = rand(0:255, P, B)
+    for mode in sort([m for (m, a) in MODES if a == model.config.attention])
+        want = julia_layout(expected["sample_$mode"])  # [T, B]
+        own = generate(model, mode, noise; prefix = want[1:P, :])
+        if T == Float64
+            @test own == want
+        else
+            @test own[1:P, :] == want[1:P, :] && count(own .== want) >= 0.95 * length(want)
+        end
+        completed = generate(model, mode, noise; prefix = other)
+        @test completed[1:P, :] == other
+        @test completed[P+1:end, :] != want[P+1:end, :]  # the rest follows the given bytes
+        @test generate(model, mode, noise; prefix = zeros(Int, 0, B)) == generate(model, mode, noise)
+        @test all(iszero, generate(model, mode, noise; prefix = other, steps = 3)[4:end, :])
+        @test_throws ArgumentError generate(model, mode, noise; prefix = fill(256, P, B))
+        @test_throws ArgumentError generate(model, mode, noise; prefix = zeros(Int, P, B + 1))
+        @test_throws ArgumentError generate(model, mode, noise; prefix = zeros(Int, L + 1, B))
+    end
+end
+
 @testset "causality of the model" begin
     for name in CASES
         model = fixture_model(name; float_type = Float64)
