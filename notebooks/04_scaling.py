@@ -25,8 +25,9 @@
 # Three attentions are timed, all exact:
 # - `softmax`: the $N \times N$ scores materialised, as in every backend (PyTorch's fused kernel is
 #   `softmax-fused`, timed by the study beside it);
-# - `softmax-chunked`: the memory-efficient form of Rabe & Staats (seed 001): queries and keys in
-#   chunks with a running max and sum, no $N \times N$ matrix in the forward pass;
+# - `softmax-chunked`: the memory-efficient form of Rabe & Staats (seed 001): queries in chunks
+#   (PyTorch: keys too, with a running max and sum), no $N \times N$ matrix in the forward pass,
+#   and none in the backward, which recomputes one query chunk at a time: memory linear in $N$;
 # - `linear`: the chunkwise-parallel form of causal linear attention (GLA, arXiv 2312.06635): no
 #   $N \times D \times D$ tensor, $O(N)$ time and memory.
 #

@@ -166,12 +166,14 @@ def backend(request):
 
 def parallel_forms(backend, chunk_size, projected=False):
     """The attention kinds of the backend's table that take FAVOR+'s projection (`projected`) or
-    those that do not, by their parallel forms (q, k, v, *feature_args), and each linear one in
-    chunks of `chunk_size`."""
-    kinds = {name: kind for name, kind in backend.attention.KINDS.items() if kind.projected == projected}
+    those that do not, by their parallel forms (q, k, v, *feature_args), and each linear one (and
+    the chunked softmax) in chunks of `chunk_size`."""
+    A = backend.attention
+    kinds = {name: kind for name, kind in A.KINDS.items() if kind.projected == projected}
+    chunked = {} if projected else {"softmax, chunked": partial(A.softmax_attention_chunked, chunk_size=chunk_size)}
     return {**{name: kind.parallel for name, kind in kinds.items()},
             **{f"{name}, chunked": partial(kind.parallel, chunk_size=chunk_size) for name, kind in kinds.items()
-               if name.startswith("linear")}}
+               if name.startswith("linear")}, **chunked}
 
 
 def favor_qkv(T, seed=0, m=7):
@@ -185,8 +187,8 @@ def favor_qkv(T, seed=0, m=7):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_attention_against_the_fixture(backend, dtype):
-    """Every kind in the backend's table, and each linear one in chunks of 3 over T = 7 (two full
-    chunks and a padded one), against the float64 reference's outputs: attention.npz, and
+    """Every kind in the backend's table, and each linear one and the chunked softmax in chunks of 3
+    over T = 7 (two full chunks and a padded one), against the float64 reference's outputs: attention.npz, and
     favor_attention.npz with its projection for the FAVOR+ kind."""
     outs = {}
     for projected, a in ((False, load_attention()), (True, load_attention("favor_attention"))):
@@ -201,7 +203,8 @@ def test_attention_against_the_fixture(backend, dtype):
                          else "softmax_attention"]
             assert o.dtype == np.dtype(dtype), name
             np.testing.assert_allclose(o, expected, rtol=0, atol=TOLERANCE[dtype]["attention"], err_msg=name)
-    assert {"softmax", "softmax-chunked", "linear", "linear, chunked", "linear-favor", "linear-favor, chunked"} <= set(outs)
+    assert {"softmax", "softmax-chunked", "softmax, chunked", "linear", "linear, chunked", "linear-favor",
+            "linear-favor, chunked"} <= set(outs)
 
 
 @pytest.mark.parametrize("kind", ["softmax", "linear", "linear-favor"])
@@ -238,22 +241,31 @@ def test_chunkwise_linear_attention_equals_the_quadratic_form(backend, T, chunk,
     np.testing.assert_allclose(o, reference.linear_attention(q, k, v, *args, feature_map=ref_fm), rtol=0, atol=1e-10)
 
 
-@pytest.mark.parametrize("T, chunk", [(5, 2), (50, 16), (100, 32)])
+@pytest.mark.parametrize("T, chunk", [(5, 2), (50, 16), (100, 32), (33, 64)])
 def test_chunked_softmax_attention_equals_softmax_attention(backend, T, chunk):
-    """The memory-efficient softmax (queries in blocks; PyTorch: keys too, with a running max and
-    sum) against the reference's plain masked softmax, in float64."""
+    """The memory-efficient softmax (queries in chunks, recomputed in the backward; PyTorch: keys
+    too, with a running max and sum) against the reference's plain masked softmax, and its
+    gradients against the plain form's, in float64: chunks that divide T, that leave a short last
+    chunk, and one chunk longer than T."""
     q, k, v = random_qkv(T, seed=T)
-    chunked = {"torch": lambda q, k, v: backend.attention.softmax_attention_chunked(q, k, v, chunk),
-               "jax": lambda q, k, v: backend.attention.softmax_attention(q, k, v, block_size=chunk)}[backend.name]
+    w = np.random.default_rng(T + 1).standard_normal(q.shape)  # no output sums to a constant
+    A = backend.attention
+    chunked = partial(A.softmax_attention_chunked, chunk_size=chunk)
     with backend.precision("float64"):
         o = backend.run(lambda q, k, v: {"o": chunked(q, k, v)}, q, k, v)["o"]
+        wt = backend.array(w)
+        plain, grads = backend.gradients([lambda q, k, v, f=f: (f(q, k, v) * wt).sum() for f in (A.softmax_attention, chunked)],
+                                         q, k, v)
     np.testing.assert_allclose(o, reference.softmax_attention(q, k, v), rtol=0, atol=1e-10)
+    for name, want, got in zip("qkv", plain, grads):
+        assert np.abs(want).max() > 0.1, name
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10, err_msg=f"d/d{name}")
 
 
 def test_causality_of_the_attention(backend):
     """For every form: the gradient of the output at position t with respect to q, k and v is
     exactly zero after t, and not zero up to t (at every position for k and v). T = 11, t = 5:
-    linear attention in chunks of 4 puts t in the second chunk."""
+    chunks of 4 (linear attention, the chunked softmax) put t in the second chunk."""
     q, k, v, W = favor_qkv(11, seed=1)
     t = 5
     forms = {**parallel_forms(backend, 4), **parallel_forms(backend, 4, projected=True)}
@@ -297,6 +309,25 @@ def test_fixture(backend, case, dtype):
             sample = b.generate(m, mode, expected["noise"])
             assert sample.dtype == np.uint8
             np.testing.assert_array_equal(sample, expected[f"sample_{mode}"], err_msg=mode)
+
+
+def test_prefix_completions(backend, case):
+    """Completion of a given first half (float32): the fixture's own first bytes as the prefix give
+    back the fixture's sample, as given bytes are fed through the model and not drawn, and byte t
+    uses noise position t either way; other given bytes are kept and change what follows. (Julia
+    against PyTorch, given bytes included: test_julia_backend.py.)"""
+    config, params, expected = case
+    b = backend.backend
+    m = b.prepare(config, params)
+    noise = expected["noise"]
+    P = config.seq_len // 2
+    other = np.random.default_rng(5).integers(0, 256, (len(noise), P))
+    for mode in (mode for mode in MODES if f"sample_{mode}" in expected):
+        want = expected[f"sample_{mode}"]
+        np.testing.assert_array_equal(b.generate(m, mode, noise, prefix=want[:, :P]), want, err_msg=mode)
+        completed = b.generate(m, mode, noise, prefix=other)
+        np.testing.assert_array_equal(completed[:, :P], other, err_msg=mode)
+        assert np.any(completed[:, P:] != want[:, P:]), mode
 
 
 @pytest.mark.parametrize("mode, kind, pattern", [*((m, a, "") for m, a in MODES.items()),
@@ -461,8 +492,7 @@ def test_train_step(backend, feature_map, pattern, tmp_path):
 # --- one name per property in every language ------------------------------------------------------
 
 # Properties without a Julia testset of their own, with the reason.
-NOT_IN_JULIA = {"chunked_softmax_attention_equals_softmax_attention": "the Julia backend has no chunked softmax",
-                "generation_equals_the_reference": "Julia checks its generation against the fixtures (fixture)"}
+NOT_IN_JULIA = {"generation_equals_the_reference": "Julia checks its generation against the fixtures (fixture)"}
 
 
 def python_name_of(title: str) -> str:

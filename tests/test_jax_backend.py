@@ -9,6 +9,7 @@ eagerly (each of which compiles on its own).
 
 import dataclasses
 import importlib
+from functools import partial
 
 import numpy as np
 import pytest
@@ -75,13 +76,30 @@ def test_attention_fixture_without_jit():
     tol = TOLERANCE["float64"]["attention"]
     with jax.enable_x64(True), jax.disable_jit():
         q, k, v = (jnp.asarray(a[n], dtype="float64") for n in "qkv")
-        # blocks of 7 over T = 7: op by op each op compiles, so one block only
-        soft, soft_blocked = attn.softmax_attention(q, k, v), attn.softmax_attention(q, k, v, block_size=7)
+        # chunks of 7 over T = 7: op by op each op compiles, so one chunk only
+        soft, soft_blocked = attn.softmax_attention(q, k, v), attn.softmax_attention_chunked(q, k, v, chunk_size=7)
         lin, lin_chunked = attn.linear_attention(q, k, v), attn.linear_attention(q, k, v, chunk_size=7)
     for o in (soft, soft_blocked):
         np.testing.assert_allclose(o, a["softmax_attention"], rtol=0, atol=tol)
     for o in (lin, lin_chunked):
         np.testing.assert_allclose(o, a["linear_attention"], rtol=0, atol=tol)
+
+
+def test_chunked_softmax_scratch_grows_linearly():
+    """Forward and backward of the chunked softmax, compiled, in chunks of 64 (XLA's memory
+    analysis): the scratch memory at T = 1024 is under half of one (B, H, T, T) array of scores
+    and doubles, not quadruples, with T, as each chunk is recomputed in the backward one at a time.
+    The plain form's holds more than the scores at every length."""
+    def scratch(f, T, B=1, H=2, D=8):
+        x = jax.ShapeDtypeStruct((B, T, H, D), jnp.float32)
+        grads = jax.jit(jax.grad(lambda q, k, v: f(q, k, v).sum(), argnums=(0, 1, 2)))
+        return grads.lower(x, x, x).compile().memory_analysis().temp_size_in_bytes
+
+    chunked = partial(attn.softmax_attention_chunked, chunk_size=64)
+    for T in (1024, 2048):
+        assert scratch(attn.softmax_attention, T) > 2 * T * T * 4
+    assert scratch(chunked, 1024) < 2 * 1024 * 1024 * 4 / 2
+    assert scratch(chunked, 2048) < 2.2 * scratch(chunked, 1024)
 
 
 def test_linear_recurrent_twin_without_jit():

@@ -35,6 +35,7 @@ WORKER = """
 import sys
 import numpy as np
 from linattn import julia_backend as jb
+from linattn.config import ConfigError
 from linattn.weights import load_checkpoint
 
 fixtures, out = sys.argv[1], sys.argv[2]
@@ -48,8 +49,10 @@ for name in sys.argv[3:]:
         key = f"{name}__{dtype}"
         results[f"{key}__out"] = jb.forward(model, exp["tokens"])
         results[f"{key}__bits_per_dim"] = np.float64(jb.bits_per_dim(model, exp["data"], batch_size=1))
+        prefix = np.random.default_rng(5).integers(0, 256, (len(exp["noise"]), config.seq_len // 2))
         for mode in [k.removeprefix("sample_") for k in exp if k.startswith("sample_")]:
             results[f"{key}__sample_{mode}"] = jb.generate(model, mode, exp["noise"])
+            results[f"{key}__prefix_{mode}"] = jb.generate(model, mode, exp["noise"], prefix=prefix)
             data, seconds = jb.timed_generate(model, mode, exp["noise"])
             results[f"{key}__timed_{mode}"] = data
             results[f"{key}__seconds_{mode}"] = np.float64(seconds)
@@ -62,6 +65,10 @@ for name in sys.argv[3:]:
     results[f"{name}__params_equal"] = np.bool_(
         back.keys() == params.keys() and all(np.array_equal(back[n], params[n]) for n in params)
     )
+try:
+    jb.generate(model, mode, exp["noise"], prefix=np.zeros((len(exp["noise"]) + 1, 2), np.int64))
+except ConfigError as e:
+    results["prefix_refused"] = np.array(str(e))
 jb.warm_up()
 results["time_attention"] = np.array(jb.time_attention("linear", 1, 16, 2, 4, 2))
 results["time_attention_favor"] = np.array(jb.time_attention("linear-favor", 1, 16, 2, 4, 2))
@@ -114,6 +121,28 @@ def test_generation_from_noise_matches_fixture(julia, name, dtype):
         np.testing.assert_array_equal(julia[f"{name}__{dtype}__timed_{mode}"], got, err_msg=f"timed {mode}")
         assert julia[f"{name}__{dtype}__seconds_{mode}"] > 0
         assert julia[f"{name}__{dtype}__compile_seconds_{mode}"] > 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", CASES)
+def test_prefix_completions_match_torch(julia, name, dtype):
+    """`generate(..., prefix=)` keeps the given first half, feeds it through the model, and samples
+    the rest from the same noise positions as PyTorch: the same bytes in float64, 95% in float32
+    (a float32 byte near a bin edge may go either way). A prefix of the wrong shape is refused."""
+    tb = pytest.importorskip("linattn.torch_backend")  # in this process; Julia ran in the worker
+    config, params, exp = load_case(name)
+    prefix = np.random.default_rng(5).integers(0, 256, (len(exp["noise"]), config.seq_len // 2))
+    model = tb.prepare(config, params, dtype=dtype)
+    modes = [k.removeprefix("sample_") for k in exp if k.startswith("sample_")]
+    for mode in modes:
+        got, want = julia[f"{name}__{dtype}__prefix_{mode}"], tb.generate(model, mode, exp["noise"], prefix=prefix)
+        assert got.shape == want.shape and got.dtype == np.uint8
+        np.testing.assert_array_equal(got[:, : prefix.shape[1]], prefix, err_msg=mode)
+        if dtype == "float64":
+            np.testing.assert_array_equal(got, want, err_msg=mode)
+        else:
+            assert (got == want).mean() >= 0.95, f"{mode}: {(got == want).mean():.3f} of the bytes agree"
+    assert str(julia["prefix_refused"]).startswith("prefix must have shape (B=")
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -75,6 +75,7 @@ TWINS = {
     "favor_feature_map": "torch_backend/attention.py",
     "favor_projection": "weights.py",
     "softmax_attention": "torch_backend/attention.py",
+    "softmax_attention_chunked": "torch_backend/attention.py",
     "softmax_attention_recurrent": "torch_backend/attention.py",
     "linear_attention": "torch_backend/attention.py",
     "linear_attention_recurrent": "torch_backend/attention.py",
@@ -343,6 +344,21 @@ def test_exports_are_defined():
     assert exported and exported <= julia_definitions(), f"exported but undefined: {sorted(exported - julia_definitions())}"
 
 
+def test_julia_kinds_offer_what_the_scaling_study_plans():
+    """The Julia twin of tests/test_backends.py's check: the names of julia/src's KINDS table (read
+    from the source) include every kind the scaling study plans for the Julia backend, which its
+    `time_attention` accepts by that list."""
+    source = (JULIA / "src" / "attention.jl").read_text()
+    table = re.search(r"^const KINDS = Dict\{String,AttentionKind\}\((.*?)\)$", source, re.M | re.S)
+    assert table, "no `const KINDS = Dict{String,AttentionKind}(...)` in julia/src/attention.jl"
+    names = set(re.findall(r'"([\w-]+)" =>', table.group(1)))
+    from linattn.backends import TIME_ATTENTION_KINDS
+
+    assert {"softmax", "linear"} <= names
+    assert set(TIME_ATTENTION_KINDS["julia"]) <= names, f"planned for julia but not in its KINDS: {sorted(set(TIME_ATTENTION_KINDS['julia']) - names)}"
+    assert "TIME_ATTENTION_KINDS[NAME]" in (PYTHON / "julia_backend.py").read_text()
+
+
 def test_backend_module_offers_the_backend_api():
     """Every method of the protocol linattn.backends.Backend, with the same parameters (read from
     the source: importing julia_backend would look for Julia)."""
@@ -487,7 +503,7 @@ def test_julia_check_table_shows_batch_one_and_the_best_batch():
 
 # --- constants defined once: Julia's twins carry Python's values -------------------------------
 
-TWIN_CONSTANTS = ("NORM_EPS", "LINEAR_EPS", "LOG_SCALE_MIN", "START_TOKEN", "VOCAB", "N_FEATURES")
+TWIN_CONSTANTS = ("NORM_EPS", "LINEAR_EPS", "LOG_SCALE_MIN", "SOFTMAX_CHUNK", "START_TOKEN", "VOCAB", "N_FEATURES")
 TWIN_NAME_TUPLES = ("ATTENTIONS", "FEATURE_MAPS", "LAYER_LETTERS")
 
 

@@ -29,6 +29,23 @@ def test_softmax_attention_is_materialised_and_fused_is_its_own_kind():
         torch.testing.assert_close(a, b)
 
 
+def test_chunked_softmax_keeps_only_q_k_v_for_the_backward():
+    """The memory-efficient softmax saves its inputs and nothing else (the backward recomputes each
+    query chunk), where the plain form saves (T, T) probabilities; without gradients it runs
+    without autograd, and a second differentiation is refused, not silently wrong."""
+    q, k, v = (torch.randn(2, 100, 3, 4, requires_grad=True) for _ in range(3))
+    saved = {"softmax": [], "softmax-chunked": []}
+    for kind, kept in saved.items():
+        with torch.autograd.graph.saved_tensors_hooks(lambda t, kept=kept: kept.append(t) or t, lambda t: t):
+            attn.KINDS[kind].parallel(q, k, v)
+    assert any(t.shape[-2:] == (100, 100) for t in saved["softmax"])
+    assert sorted(t.data_ptr() for t in saved["softmax-chunked"]) == sorted(x.data_ptr() for x in (q, k, v))
+    assert not attn.softmax_attention_chunked(q.detach(), k.detach(), v.detach()).requires_grad
+    (dq,) = torch.autograd.grad(attn.softmax_attention_chunked(q, k, v, 16).square().sum(), q, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        dq.sum().backward()
+
+
 def test_both_softmax_modes_draw_identical_bytes():
     config = ModelConfig(attention="softmax", n_layers=2, n_heads=4, d_model=32, image_shape=(6, 6, 3))
     model = tb.prepare(config, init_params(config, 5))

@@ -35,8 +35,8 @@ using Random: Random
 using Statistics: mean
 using Zygote: Zygote
 
-export ModelConfig, Transformer, KVCache, LinearState, AttentionKind, SoftmaxKind, LinearKind
-export elu_feature_map, favor_feature_map, favor_projection, softmax_attention, softmax_attention_recurrent!,
+export ModelConfig, Transformer, KVCache, LinearState, AttentionKind, SoftmaxKind, ChunkedSoftmaxKind, LinearKind
+export elu_feature_map, favor_feature_map, favor_projection, softmax_attention, softmax_attention_chunked, softmax_attention_recurrent!,
     linear_attention, linear_attention_recurrent!
 export input_tokens, position_code, forward, forward_step!, empty_state
 export split_mixture, log_prob, nats_per_dim, bits_per_dim

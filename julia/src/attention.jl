@@ -5,6 +5,7 @@
 # elu + 1, m for FAVOR+). Every function is generic in the float type T.
 
 const LINEAR_EPS = 1e-6  # added to the linear attention's normaliser; used as T(LINEAR_EPS)
+const SOFTMAX_CHUNK = 256  # query chunk of the memory-efficient softmax ("softmax-chunked")
 
 """
     elu_feature_map(x)
@@ -61,21 +62,96 @@ The materialised form: the whole [T, T] scores of each head are held (as in ever
 outside differentiation and added by `add_constant`, so that Zygote's backward is the softmax's
 and two batched products, with no elementwise rule over the scores.
 """
-function softmax_attention(q::AbstractArray{T,4}, k::AbstractArray{T,4}, v::AbstractArray{T,4}) where {T}
-    D, H, L, B = size(q)
-    q3, k3, v3 = heads_to_batch(q .* T(1 / sqrt(D))), heads_to_batch(k), heads_to_batch(v)  # [D, T, H*B]
-    bias = ignore_derivatives(() -> causal_bias(T, L))  # [T_key, T_query]: 0 where key j <= query i
-    scores = add_constant(batched_mul(batched_transpose(k3), q3), bias)  # [T_key, T_query, H*B]
-    o = batched_mul(v3, softmax(scores; dims = 1))  # [Dv, T, H*B]; softmax over keys
-    return permutedims(reshape(o, size(v, 1), L, H, B), (1, 3, 2, 4))  # [Dv, H, T, B]
+softmax_attention(q::AbstractArray{T,4}, k::AbstractArray{T,4}, v::AbstractArray{T,4}) where {T} =
+    softmax_attention_rows(q, k, v, 1)
+
+"""
+    softmax_attention_rows(q, k, v, start) -> o
+
+Rows start, start+1, ... of causal softmax attention: the queries q [D, H, R, B] at positions
+start:N (1-based), N = start+R-1, against the keys k [D, H, N, B] and values v [Dv, H, N, B] at
+positions 1:N, with oᵢ = Σ_{j≤i} softmax_j(qᵢ·kⱼ / √D) vⱼ; o: [Dv, H, R, B]. With start = 1 and
+R = T it is `softmax_attention`: the [N, R] scores of each head held, the mask a constant bias.
+"""
+function softmax_attention_rows(q::AbstractArray{T,4}, k::AbstractArray{T,4}, v::AbstractArray{T,4},
+                                start::Integer) where {T}
+    D, H, R, B = size(q)
+    N = size(k, 3)
+    N == start + R - 1 || throw(ArgumentError("rows $start:$(start + R - 1) need the keys 1:$(start + R - 1), got $N"))
+    q3, k3, v3 = heads_to_batch(q .* T(1 / sqrt(D))), heads_to_batch(k), heads_to_batch(v)  # [D, R or N, H*B]
+    bias = ignore_derivatives(() -> causal_bias(T, 1:N, start:N))  # [N_key, R_query]: 0 where key j <= query i
+    scores = add_constant(batched_mul(batched_transpose(k3), q3), bias)  # [N_key, R_query, H*B]
+    o = batched_mul(v3, softmax(scores; dims = 1))  # [Dv, R, H*B]; softmax over keys
+    return permutedims(reshape(o, size(v, 1), R, H, B), (1, 3, 2, 4))  # [Dv, H, R, B]
+end
+
+"""
+    softmax_attention_chunked(q, k, v; chunk_size = SOFTMAX_CHUNK) -> o
+    softmax_attention_chunked(q, k, v, chunk_size) -> o
+
+Memory-efficient causal softmax attention (Rabe & Staats, seed 001): `softmax_attention`'s
+oᵢ = Σ_{j≤i} softmax_j(qᵢ·kⱼ / √D) vⱼ, with no [T, T] scores held, forward or backward.
+
+Queries in chunks of C = `chunk_size` (the last may be shorter); each chunk's rows against the
+keys up to its last row, in one softmax (`softmax_attention_rows`), so that key chunks the causal
+mask would empty are never computed. Its rule for reverse mode (an rrule) keeps only q, k, v: the
+pullback recomputes one chunk at a time, differentiates it with Zygote and adds its gradients
+into dq, dk, dv (checkpointing). Memory O(T D + C T) per head, forward and backward; time: the
+forward twice and the backward. q, k: [D, H, T, B]; v: [Dv, H, T, B]; o: [Dv, H, T, B].
+"""
+softmax_attention_chunked(q::AbstractArray, k::AbstractArray, v::AbstractArray; chunk_size::Integer = SOFTMAX_CHUNK) =
+    softmax_attention_chunked(q, k, v, chunk_size)
+
+function softmax_attention_chunked(q::AbstractArray{T,4}, k::AbstractArray{T,4}, v::AbstractArray{T,4},
+                                   chunk_size::Integer) where {T}
+    o = similar(q, size(v, 1), size(q, 2), size(q, 3), size(q, 4))  # [Dv, H, T, B]
+    for (rows, keys) in query_chunks(size(q, 3), chunk_size)
+        o[:, :, rows, :] = softmax_attention_rows(view(q, :, :, rows, :), view(k, :, :, keys, :), view(v, :, :, keys, :),
+                                                  first(rows))
+    end
+    return o
+end
+
+"""
+    query_chunks(L, chunk_size) -> [(rows, keys), ...]
+
+The chunks of `softmax_attention_chunked`: the query positions `rows` of each chunk of
+`chunk_size` (the last may be shorter) and the key positions it attends to, 1:last(rows).
+"""
+function query_chunks(L::Integer, chunk_size::Integer)
+    chunk_size >= 1 || throw(ArgumentError("chunk_size must be >= 1, got $chunk_size"))
+    return [(s:min(s + chunk_size - 1, L), 1:min(s + chunk_size - 1, L)) for s in 1:chunk_size:L]
+end
+
+function ChainRulesCore.rrule(::typeof(softmax_attention_chunked), q::AbstractArray{T,4}, k::AbstractArray{T,4},
+                              v::AbstractArray{T,4}, chunk_size::Integer) where {T}
+    o = softmax_attention_chunked(q, k, v, chunk_size)
+    function softmax_attention_chunked_pullback(Δ)
+        Δo = copyto!(similar(o), unthunk(Δ))  # dense (Zygote's `sum` sends a FillArrays.Fill)
+        dq, dk, dv = zero(q), zero(k), zero(v)
+        for (rows, keys) in query_chunks(size(q, 3), chunk_size)  # recompute the chunk, then differentiate it
+            _, back = Zygote.pullback(softmax_attention_rows, view(q, :, :, rows, :), view(k, :, :, keys, :),
+                                      view(v, :, :, keys, :), first(rows))
+            gq, gk, gv, _ = back(Δo[:, :, rows, :])
+            view(dq, :, :, rows, :) .+= gq
+            view(dk, :, :, keys, :) .+= gk
+            view(dv, :, :, keys, :) .+= gv
+        end
+        return NoTangent(), dq, dk, dv, NoTangent()
+    end
+    return o, softmax_attention_chunked_pullback
 end
 
 """
     causal_bias(T, L) -> Matrix{T}
+    causal_bias(T, keys, queries) -> Matrix{T}
 
-The [L_key, L_query] bias of causal attention: 0 where key j <= query i, else -Inf.
+The [L_key, L_query] bias of causal attention: 0 where key j <= query i, else -Inf; for the
+positions `keys` and `queries` (ranges), a [length(keys), length(queries)] block of it.
 """
-causal_bias(::Type{T}, L::Integer) where {T<:AbstractFloat} = [j <= i ? zero(T) : typemin(T) for j in 1:L, i in 1:L]
+causal_bias(::Type{T}, L::Integer) where {T<:AbstractFloat} = causal_bias(T, 1:L, 1:L)
+causal_bias(::Type{T}, keys::AbstractUnitRange, queries::AbstractUnitRange) where {T<:AbstractFloat} =
+    [j <= i ? zero(T) : typemin(T) for j in keys, i in queries]
 
 """
     causal_keep(T, L) -> Matrix{T}
@@ -234,6 +310,16 @@ abstract type AttentionKind end
 struct SoftmaxKind <: AttentionKind end
 
 """
+    ChunkedSoftmaxKind(chunk_size)
+
+The memory-efficient softmax (`softmax_attention_chunked`, queries in chunks of `chunk_size`,
+each recomputed in the backward): the same numbers as `SoftmaxKind`, and the same twin.
+"""
+struct ChunkedSoftmaxKind <: AttentionKind
+    chunk_size::Int
+end
+
+"""
     LinearKind(feature_map)
 
 Linear attention with the feature map φ (`elu_feature_map`: φ(x) = elu(x) + 1;
@@ -248,6 +334,7 @@ end
 # feature map is one more entry.
 const KINDS = Dict{String,AttentionKind}(
     "softmax" => SoftmaxKind(),
+    "softmax-chunked" => ChunkedSoftmaxKind(SOFTMAX_CHUNK),
     "linear" => LinearKind(elu_feature_map),
     "linear-favor" => LinearKind(favor_feature_map),
 )
@@ -268,6 +355,8 @@ The kind's parallel form: q, k [D, H, T, B], v [Dv, H, T, B] -> o [Dv, H, T, B];
 (FAVOR+'s projection, or nothing) go to a linear kind's feature map.
 """
 parallel(::SoftmaxKind, q::AbstractArray, k::AbstractArray, v::AbstractArray) = softmax_attention(q, k, v)
+parallel(kind::ChunkedSoftmaxKind, q::AbstractArray, k::AbstractArray, v::AbstractArray) =
+    softmax_attention_chunked(q, k, v, kind.chunk_size)
 parallel(kind::LinearKind, q::AbstractArray, k::AbstractArray, v::AbstractArray, feature_args...) =
     linear_attention(q, k, v, feature_args...; feature_map = kind.feature_map)
 
@@ -277,7 +366,8 @@ parallel(kind::LinearKind, q::AbstractArray, k::AbstractArray, v::AbstractArray,
 The kind's recurrent twin, one step: q, k [D, H, B], v [Dv, H, B] -> o [Dv, H, B]; `state` (from
 `empty_state(kind, ...)`) is updated in place.
 """
-recurrent!(::SoftmaxKind, q::AbstractArray, k::AbstractArray, v::AbstractArray, state::KVCache) =
+recurrent!(::Union{SoftmaxKind,ChunkedSoftmaxKind}, q::AbstractArray, k::AbstractArray, v::AbstractArray,
+           state::KVCache) =
     softmax_attention_recurrent!(q, k, v, state)
 recurrent!(kind::LinearKind, q::AbstractArray, k::AbstractArray, v::AbstractArray, state::LinearState, feature_args...) =
     linear_attention_recurrent!(q, k, v, state, feature_args...; feature_map = kind.feature_map)
@@ -286,11 +376,11 @@ recurrent!(kind::LinearKind, q::AbstractArray, k::AbstractArray, v::AbstractArra
     empty_state(kind, T, batch, n_heads, d_head, max_len, d_feature = d_head) -> state
 
 The state of one layer before the first step, in float type `T`: a `KVCache` with room for
-`max_len` positions (softmax; `d_feature` unused, a cache holds keys), or a zero `LinearState`
-with S [d_feature, d_head, H, B], which has no length (linear).
+`max_len` positions (softmax, chunked or not; `d_feature` unused, a cache holds keys), or a zero
+`LinearState` with S [d_feature, d_head, H, B], which has no length (linear).
 """
-empty_state(::SoftmaxKind, ::Type{T}, batch::Integer, n_heads::Integer, d_head::Integer, max_len::Integer,
-            ::Integer = d_head) where {T} =
+empty_state(::Union{SoftmaxKind,ChunkedSoftmaxKind}, ::Type{T}, batch::Integer, n_heads::Integer, d_head::Integer,
+            max_len::Integer, ::Integer = d_head) where {T} =
     KVCache(zeros(T, d_head, max_len, n_heads, batch), zeros(T, d_head, max_len, n_heads, batch), 0)
 empty_state(::LinearKind, ::Type{T}, batch::Integer, n_heads::Integer, d_head::Integer, ::Integer,
             d_feature::Integer = d_head) where {T} =

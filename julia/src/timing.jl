@@ -33,10 +33,10 @@ time_generation(model::Transformer, mode::AbstractString, noise::AbstractArray{<
     time_attention(kind, batch, len, n_heads, d_head, repeats) -> seconds
 
 Seconds of each of `repeats` forward + backward passes (Zygote) of one causal attention of `KINDS`
-("softmax", "linear" or "linear-favor", the last with a FAVOR+ projection of `N_FEATURES` rows), on
-random Float32 inputs [d_head, n_heads, len, batch], after one untimed warm-up pass: the Julia side
-of the scaling measurement (PyTorch's `time_attention`). See `time_attention_peak` for the memory
-it takes.
+("softmax", "softmax-chunked", "linear" or "linear-favor", the last with a FAVOR+ projection of
+`N_FEATURES` rows), on random Float32 inputs [d_head, n_heads, len, batch], after one untimed warm-up
+pass: the Julia side of the scaling measurement (PyTorch's `time_attention`). See
+`time_attention_peak` for the memory it takes.
 """
 time_attention(kind::AbstractString, batch::Integer, len::Integer, n_heads::Integer, d_head::Integer, repeats::Integer) =
     first(time_attention_peak(kind, batch, len, n_heads, d_head, repeats))

@@ -9,8 +9,8 @@
 # the next bytes then follow another path; the float32 check asks for 95% equal bytes.
 
 using LinAttn
-using LinAttn: KINDS, KVCache, LinearKind, LinearState, MODES, SoftmaxKind, TorchRAdam, attention_kind, d_feature,
-    has_attention, optimiser_rule, parallel, projected
+using LinAttn: ChunkedSoftmaxKind, KINDS, KVCache, LinearKind, LinearState, MODES, SoftmaxKind, TorchRAdam,
+    attention_kind, d_feature, has_attention, optimiser_rule, parallel, projected
 using NPZ: npzread
 using Optimisers: Optimisers
 using Random: Random
@@ -52,6 +52,10 @@ fixture_model(name; float_type = Float32) = model_from_params(load_checkpoint(jo
     @test eltype(softmax_attention(q, k, v)) == T
     @test eltype(linear_attention(q, k, v)) == T
     @test maxdiff(softmax_attention(q, k, v), julia_layout(f["softmax_attention"])) < tol
+    # T = 7 in chunks of 3 (two full chunks and a short one), and in one chunk
+    @test eltype(softmax_attention_chunked(q, k, v; chunk_size = 3)) == T
+    @test maxdiff(softmax_attention_chunked(q, k, v; chunk_size = 3), julia_layout(f["softmax_attention"])) < tol
+    @test maxdiff(softmax_attention_chunked(q, k, v), julia_layout(f["softmax_attention"])) < tol
     @test maxdiff(linear_attention(q, k, v), julia_layout(f["linear_attention"])) < tol
     # T = 7 in chunks of 3: two full chunks and a padded one
     @test maxdiff(linear_attention(q, k, v; chunk_size = 3), julia_layout(f["linear_attention"])) < tol
@@ -102,6 +106,27 @@ end
     @test maxdiff(linear_attention(q, k, v; chunk_size = C), linear_attention(q, k, v; chunk_size = L)) < 1e-10
 end
 
+@testset "chunked softmax attention equals softmax attention (T = $L, chunk $C)" for (L, C) in
+                                                                                   ((5, 2), (50, 16), (100, 32), (33, 64))
+    # chunks that divide T, that leave a short last chunk, and one chunk longer than T; Float64
+    Random.seed!(L)
+    q, k, v = randn(4, 3, L, 2), randn(4, 3, L, 2), randn(5, 3, L, 2)
+    w = randn(5, 3, L, 2)  # no output sums to a constant
+    @test maxdiff(softmax_attention_chunked(q, k, v; chunk_size = C), softmax_attention(q, k, v)) < 1e-10
+    @test softmax_attention_chunked(q, k, v, C) == softmax_attention_chunked(q, k, v; chunk_size = C)
+    # gradients through its rule (each chunk recomputed in the pullback) against Zygote's of the plain form
+    plain = Zygote.gradient((q, k, v) -> sum(softmax_attention(q, k, v) .* w), q, k, v)
+    chunked = Zygote.gradient((q, k, v) -> sum(softmax_attention_chunked(q, k, v; chunk_size = C) .* w), q, k, v)
+    for (want, got) in zip(plain, chunked)
+        @test size(got) == size(want) && maximum(abs, want) > 0.1
+        @test maxdiff(got, want) < 1e-10
+    end
+    # a plain `sum` hands the pullback a FillArrays.Fill, not an Array
+    @test maxdiff(Zygote.gradient(q -> sum(softmax_attention_chunked(q, k, v, C)), q)[1],
+                  Zygote.gradient(q -> sum(softmax_attention(q, k, v)), q)[1]) < 1e-10
+    @test_throws ArgumentError softmax_attention_chunked(q, k, v; chunk_size = 0)
+end
+
 @testset "causality of the attention" begin
     Random.seed!(1)
     D, H, L, B, t0 = 4, 2, 11, 2, 6
@@ -111,7 +136,8 @@ end
         x[:, :, t0:end, :] .+= 10 .* randn(D, H, L - t0 + 1, B)
     end
     chunked(q, k, v) = linear_attention(q, k, v; chunk_size = 4)
-    for attend in (softmax_attention, chunked)
+    softmax_chunked(q, k, v) = softmax_attention_chunked(q, k, v; chunk_size = 4)  # t = 5 in the second chunk
+    for attend in (softmax_attention, chunked, softmax_chunked)
         before, after = attend(q, k, v), attend(q2, k2, v2)
         @test maxdiff(before[:, :, 1:t0-1, :], after[:, :, 1:t0-1, :]) < 1e-12
         @test maxdiff(before[:, :, t0:end, :], after[:, :, t0:end, :]) > 1e-3
@@ -129,7 +155,10 @@ end
     Random.seed!(3)
     q, k, v = randn(4, 2, 9, 2), randn(4, 2, 9, 2), randn(4, 2, 9, 2)
     @test KINDS["softmax"] isa SoftmaxKind && KINDS["linear"] isa LinearKind && KINDS["linear-favor"] isa LinearKind
+    @test KINDS["softmax-chunked"] isa ChunkedSoftmaxKind && KINDS["softmax-chunked"].chunk_size == 256
     @test parallel(KINDS["softmax"], q, k, v) == softmax_attention(q, k, v)
+    @test maxdiff(parallel(KINDS["softmax-chunked"], q, k, v), softmax_attention(q, k, v)) < 1e-12
+    @test maxdiff(parallel(ChunkedSoftmaxKind(4), q, k, v), softmax_attention(q, k, v)) < 1e-12
     @test parallel(KINDS["linear"], q, k, v) == linear_attention(q, k, v)
     # FAVOR+ takes the layer's projection, and only it
     @test !projected(KINDS["softmax"]) && !projected(KINDS["linear"]) && projected(KINDS["linear-favor"])
@@ -141,6 +170,7 @@ end
     squared = LinearKind(x -> elu_feature_map(x) .^ 2)
     @test maxdiff(parallel(squared, q, k, v), linear_attention(q, k, v)) > 1e-3
     @test empty_state(KINDS["softmax"], Float32, 2, 3, 4, 5) isa KVCache
+    @test empty_state(KINDS["softmax-chunked"], Float32, 2, 3, 4, 5) isa KVCache
     @test empty_state(KINDS["linear"], Float32, 2, 3, 4, 5) isa LinearState
     for name in CASES  # every attending layer of a model keeps the kind of its config, looked up once
         model = fixture_model(name)
@@ -187,6 +217,35 @@ end
         timed, seconds, compile_seconds = timed_generate(model, mode, noise)
         @test timed == got && seconds >= 0 && compile_seconds >= 0
         @test all(iszero, generate(model, mode, noise; steps = 3)[4:end, :])
+    end
+end
+
+@testset "prefix completions ($name, $T)" for name in CASES, T in (Float64, Float32)
+    # Given bytes are fed through the model and not drawn, and byte t uses noise column t whether
+    # given or drawn: the fixture's own first bytes as the prefix give back the fixture's sample.
+    model = fixture_model(name; float_type = T)
+    expected = npzread(joinpath(FIXTURES, name, "expected.npz"))
+    noise = julia_layout(expected["noise"])  # [2, T, B]
+    L, B = size(noise, 2), size(noise, 3)
+    P = L ÷ 2
+    Random.seed!(5)
+    other = rand(0:255, P, B)
+    for mode in sort([m for (m, a) in MODES if a == model.config.attention])
+        want = julia_layout(expected["sample_$mode"])  # [T, B]
+        own = generate(model, mode, noise; prefix = want[1:P, :])
+        if T == Float64
+            @test own == want
+        else
+            @test own[1:P, :] == want[1:P, :] && count(own .== want) >= 0.95 * length(want)
+        end
+        completed = generate(model, mode, noise; prefix = other)
+        @test completed[1:P, :] == other
+        @test completed[P+1:end, :] != want[P+1:end, :]  # the rest follows the given bytes
+        @test generate(model, mode, noise; prefix = zeros(Int, 0, B)) == generate(model, mode, noise)
+        @test all(iszero, generate(model, mode, noise; prefix = other, steps = 3)[4:end, :])
+        @test_throws ArgumentError generate(model, mode, noise; prefix = fill(256, P, B))
+        @test_throws ArgumentError generate(model, mode, noise; prefix = zeros(Int, P, B + 1))
+        @test_throws ArgumentError generate(model, mode, noise; prefix = zeros(Int, L + 1, B))
     end
 end
 
@@ -311,11 +370,11 @@ end
 end
 
 @testset "time_attention" begin
-    for kind in ("softmax", "linear", "linear-favor")
+    for kind in ("softmax", "softmax-chunked", "linear", "linear-favor")
         seconds = time_attention(kind, 2, 9, 2, 4, 3)
         @test length(seconds) == 3 && all(>(0), seconds)
     end
-    @test_throws ArgumentError time_attention("softmax-chunked", 1, 4, 1, 2, 1)
+    @test_throws ArgumentError time_attention("softmax-fused", 1, 4, 1, 2, 1)
     seconds, peak = time_attention_peak("softmax", 2, 64, 2, 4, 2)
     @test length(seconds) == 2 && peak isa Int && peak >= 0
 end

@@ -19,13 +19,14 @@ BACKENDS = ("torch", "jax", "julia")
 
 # The attention kinds each backend's `time_attention` offers (the scaling study plans only these):
 # "softmax" materialises the T x T scores everywhere; "softmax-fused" is PyTorch's
-# scaled_dot_product_attention; "softmax-chunked" takes queries in blocks; "linear-favor" is linear
-# attention with FAVOR+'s features (config.N_FEATURES of them) instead of elu + 1. Each backend's own
-# table of kinds (its attention module's KINDS) must list these: tests/test_backends.py checks it.
+# scaled_dot_product_attention; "softmax-chunked" takes queries in chunks and recomputes each in the
+# backward; "linear-favor" is linear attention with FAVOR+'s features (config.N_FEATURES of them)
+# instead of elu + 1. Each backend's own table of kinds (its attention module's KINDS) must list
+# these: tests/test_backends.py checks it.
 TIME_ATTENTION_KINDS = {
     "torch": ("softmax", "softmax-fused", "softmax-chunked", "linear", "linear-favor"),
     "jax": ("softmax", "softmax-chunked", "linear", "linear-favor"),
-    "julia": ("softmax", "linear", "linear-favor"),
+    "julia": ("softmax", "softmax-chunked", "linear", "linear-favor"),
 }
 
 

@@ -249,14 +249,23 @@ def bits_per_dim(model: JuliaModel, data, batch_size=32) -> float:
 
 
 def generate(model: JuliaModel, mode, noise, steps=None, prefix=None):
-    """As every backend's; completing a given `prefix` is not implemented in LinAttn (the study draws
-    its sample grids with PyTorch), so a prefix is refused with a ConfigError."""
+    """As every backend's: (B, T) bytes drawn with `noise`; `prefix` (B, P) bytes are kept as given
+    at positions t < P (completion of a partly given image) and fed through the model, and sampling
+    starts after them, from the same noise positions as in the other backends."""
     check_mode(mode, model.config)
+    noise = np.asarray(noise)
     if prefix is not None:
-        raise ConfigError("the Julia backend does not complete given prefixes (LinAttn.generate has no prefix); "
-                          "use --backend torch or jax for completions")
+        if noise.ndim != 3 or noise.shape[2] != 2:
+            raise ConfigError(f"noise must have shape (B, T, 2), got {noise.shape}")
+        B, T = noise.shape[:2]
+        prefix = np.asarray(prefix)
+        if prefix.ndim != 2 or prefix.shape[0] != B or prefix.shape[1] > T:
+            raise ConfigError(f"prefix must have shape (B={B}, P <= {T}), got {prefix.shape}")
+        if prefix.size and (prefix.min() < 0 or prefix.max() > 255):
+            raise ConfigError(f"prefix must hold bytes 0..255, got values {prefix.min()}..{prefix.max()}")
+        prefix = _to_julia(prefix, np.int64)
     _, L = _julia()
-    data = L.generate(model.jl, mode, _to_julia(noise, np.float64), steps=_steps(steps))
+    data = L.generate(model.jl, mode, _to_julia(noise, np.float64), steps=_steps(steps), prefix=prefix)
     return _from_julia(data).astype(np.uint8)
 
 
@@ -272,9 +281,9 @@ def timed_generate(model: JuliaModel, mode, noise, steps=None):
 
 def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     """Seconds of `repeats` forward+backward passes (Zygote) of one causal attention on random
-    (B, T, H, D) inputs, timed in Julia after a warm-up; kind "softmax", "linear" or "linear-favor"
-    (TIME_ATTENTION_KINDS["julia"]). The memory the passes took, measured inside Julia, is then
-    `attention_peak_bytes()`."""
+    (B, T, H, D) inputs, timed in Julia after a warm-up; kind one of `TIME_ATTENTION_KINDS["julia"]`
+    (LinAttn's KINDS: "softmax", "softmax-chunked", "linear", "linear-favor"). The memory the passes
+    took, measured inside Julia, is then `attention_peak_bytes()`."""
     global _attention_peak_bytes
     if device != "cpu":
         raise ConfigError(f"the Julia backend runs on the CPU only, got device={device!r}")

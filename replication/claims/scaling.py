@@ -64,9 +64,11 @@ def _skip_reason(est, limit, cap):
 
 
 def estimate(task, machine) -> dict:
-    """Forward + backward of one causal attention on (B, T, H, D): about 3x the forward's FLOPs."""
+    """Forward + backward of one causal attention on (B, T, H, D): about 3x the forward's FLOPs
+    (4x for the chunked softmax, whose backward recomputes the forward)."""
     B, T, H, D, F = task["batch"], task["T"], task["n_heads"], task["d_head"], estimates.FLOAT
     kind = task["attention"]
+    passes = 3
     if kind.startswith("linear"):  # any feature map: the chunkwise form, on features of size Ff
         C = min(LINEAR_CHUNK, T)
         Ff = N_FEATURES if kind == "linear-favor" else D  # FAVOR+: its projection (2 T m D per q and k) too
@@ -77,15 +79,20 @@ def estimate(task, machine) -> dict:
         # torch's scaled_dot_product_attention: blocks of scores made and dropped inside the kernel,
         # no T x T kept; a log-sum-exp per query for the backward, and the inputs, outputs, grads.
         mem = B * H * T * F + 12 * B * T * H * D * F
+    elif kind == "softmax-chunked":
+        flops, passes = B * H * 4 * T * T * D, 4
+        # the forward keeps only q, k, v; the backward recomputes one query chunk at a time and
+        # holds its scores against all the keys before it (C x T; PyTorch one C x C tensor per key
+        # chunk, JAX the scores, probabilities and their gradients): memory linear in T.
+        C = min(SOFTMAX_CHUNK, T)
+        mem = 4 * B * H * C * T * F + 12 * B * T * H * D * F
     else:
         flops = B * H * 4 * T * T * D
-        chunk = min(SOFTMAX_CHUNK, T) if kind == "softmax-chunked" else T
-        # two T x T matrices per head: scores and probabilities kept for the backward (the
-        # materialised "softmax" of every backend); the chunked form's autograd keeps every chunk's
-        # probabilities, so it holds T x T too.
-        mem = B * H * T * T * F * 2 + B * H * T * chunk * F + 12 * B * T * H * D * F
-    return estimates.estimate(estimates.OVERHEAD * 3 * estimates.gemm_seconds(flops, machine) * (task["repeats"] + 1), mem,
-                              "3x forward FLOPs at the measured GEMM rate, times the overhead; tensors autograd keeps")
+        # three T x T matrices per head: the scores and probabilities kept for the backward (the
+        # materialised "softmax" of every backend), and the gradient of one while the backward runs.
+        mem = B * H * T * T * F * 3 + 12 * B * T * H * D * F
+    return estimates.estimate(estimates.OVERHEAD * passes * estimates.gemm_seconds(flops, machine) * (task["repeats"] + 1), mem,
+                              f"{passes}x forward FLOPs at the measured GEMM rate, times the overhead; tensors autograd keeps")
 
 
 def measure_in_process(backend_name, attentions, lengths, n_heads, d_head, tokens_per_batch, repeats, threads=None) -> list:

@@ -164,7 +164,7 @@ def time_window(model: Model, mode, batch, start, steps, seed=0):
 def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     """Seconds of `repeats` forward+backward passes of one causal attention (after a warm-up, which
     compiles) on random (B, T, H, D) inputs. kind: one of `attention.KINDS` ("softmax": the whole
-    T x T scores at once; "softmax-chunked": queries in blocks, each against the keys up to its end;
+    T x T scores at once; "softmax-chunked": queries in chunks, each recomputed in the backward;
     "linear": the chunkwise form; "linear-favor": the same with FAVOR+'s features, N_FEATURES of them)."""
     if kind not in _attn.KINDS:  # "softmax-fused" is PyTorch's kernel
         raise BackendUnavailable(f"the JAX backend has no {kind!r} attention (only {', '.join(_attn.KINDS)})")

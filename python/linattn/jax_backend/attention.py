@@ -35,26 +35,46 @@ def favor_feature_map(x, projection):
     return jnp.exp(x @ projection.T - 0.5 * jnp.square(x).sum(-1, keepdims=True)) * (1.0 / math.sqrt(m))
 
 
-def softmax_attention(q, k, v, block_size=None):
-    """o_i = sum_{j<=i} softmax_j(q_i . k_j / sqrt(D)) v_j, max-subtracted.
+def softmax_attention(q, k, v):
+    """o_i = sum_{j<=i} softmax_j(q_i . k_j / sqrt(D)) v_j, max-subtracted: the (B, H, T, T)
+    scores materialised, as in every backend's "softmax"."""
+    T = q.shape[1]
+    return _query_block(q, k, v, jnp.arange(T))
 
-    Queries are taken `block_size` rows at a time (None: all T at once, the scores materialised as
-    in every backend), each block against the keys up to its last row: the scores held at once are
-    (B, H, block, T), not (B, H, T, T), and key blocks that the causal mask would empty entirely are
-    never computed. Every row still sees all its keys in one
-    softmax, so this is the plain masked softmax, exactly causal.
+
+def softmax_attention_chunked(q, k, v, chunk_size=SOFTMAX_CHUNK):
+    """Memory-efficient causal softmax attention (Rabe & Staats, seed 001): `softmax_attention`'s
+    o_i, with no T x T scores held.
+
+    Queries in chunks of C = `chunk_size` (the last padded with zero rows, whose outputs are
+    dropped), one chunk after another by lax.map; each chunk's rows see all their keys in one
+    softmax, future keys masked (`_query_block`), so this is the plain masked softmax. Each
+    chunk's function runs under jax.checkpoint: the forward keeps only its inputs (the chunk's
+    queries; k and v are shared by all chunks) and its output, and the backward, a loop over the
+    chunks as well, recomputes one chunk's (B, H, C, T) scores at a time before differentiating
+    them. Memory O(T D + C T) per head, forward and backward; time: the forward twice and the
+    backward. The loop keeps shapes static, so every chunk takes all T keys (as "softmax" does):
+    no work is saved on the key chunks the causal mask empties.
     """
-    T, D = q.shape[1], q.shape[-1]
-    block_size = block_size or T
-    scale = 1.0 / math.sqrt(D)
-    outs = []
-    for start in range(0, T, block_size):
-        stop = min(start + block_size, T)
-        scores = jnp.einsum("bihd,bjhd->bhij", q[:, start:stop], k[:, :stop]) * scale
-        causal = jnp.arange(stop)[None, :] <= jnp.arange(start, stop)[:, None]
-        p = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)
-        outs.append(jnp.einsum("bhij,bjhd->bihd", p, v[:, :stop]))
-    return jnp.concatenate(outs, axis=1)
+    B, T, H, D = q.shape
+    C = min(chunk_size, T)
+    N = -(-T // C)
+    qc = jnp.pad(q, ((0, 0), (0, N * C - T), (0, 0), (0, 0))).reshape(B, N, C, H, D).swapaxes(0, 1)  # (N, B, C, H, D)
+    rows = jnp.arange(N * C).reshape(N, C)  # the positions of each chunk's queries
+    chunk = jax.checkpoint(lambda qr: _query_block(qr[0], k, v, qr[1]))
+    o = lax.map(chunk, (qc, rows))  # (N, B, C, H, Dv)
+    return o.swapaxes(0, 1).reshape(B, N * C, H, -1)[:, :T]
+
+
+def _query_block(q, k, v, rows):
+    """Causal softmax attention of the queries q (B, R, H, D) at positions `rows` (R) over all the
+    keys and values k, v (B, T, H, D): softmax_j(q_i . k_j / sqrt(D) + (0 if j <= row_i else
+    -inf)) v_j."""
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = jnp.einsum("bihd,bjhd->bhij", q, k) * scale
+    causal = jnp.arange(k.shape[1])[None, :] <= rows[:, None]
+    p = jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), axis=-1)
+    return jnp.einsum("bhij,bjhd->bihd", p, v)
 
 
 def softmax_attention_recurrent(q, k, v, state, block_size=256):
@@ -157,7 +177,7 @@ class Kind:
 # feature map is one more entry.
 KINDS = {
     "softmax": Kind(softmax_attention, softmax_attention_recurrent, kv_cache),
-    "softmax-chunked": Kind(partial(softmax_attention, block_size=SOFTMAX_CHUNK), softmax_attention_recurrent, kv_cache),
+    "softmax-chunked": Kind(softmax_attention_chunked, softmax_attention_recurrent, kv_cache),
     "linear": Kind(partial(linear_attention, feature_map=elu_feature_map),
                    partial(linear_attention_recurrent, feature_map=elu_feature_map), linear_state),
     "linear-favor": Kind(partial(linear_attention, feature_map=favor_feature_map),

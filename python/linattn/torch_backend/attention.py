@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from ..config import LINEAR_CHUNK, LINEAR_EPS, SOFTMAX_CHUNK
 
@@ -51,31 +52,95 @@ def softmax_attention_fused(q, k, v):
 
 
 def softmax_attention_chunked(q, k, v, chunk_size=SOFTMAX_CHUNK):
-    """Memory-efficient causal softmax attention (Rabe & Staats, seed 001): queries and keys in
-    chunks with a running max and sum, so that no T x T score matrix is held; O(T * chunk) memory.
-    Equals `softmax_attention`."""
-    B, T, H, D = q.shape
-    scale = 1.0 / math.sqrt(D)
-    qh, kh, vh = (x.transpose(1, 2) for x in (q, k, v))  # (B, H, T, D)
-    outs = []
-    for qs in range(0, T, chunk_size):
-        qc = qh[:, :, qs : qs + chunk_size] * scale
-        rows = torch.arange(qs, qs + qc.shape[2], device=q.device)[:, None]
-        m = torch.full(qc.shape[:-1] + (1,), -torch.inf, dtype=q.dtype, device=q.device)
-        num = torch.zeros_like(qc[..., :1].expand(*qc.shape[:-1], vh.shape[-1]))
-        den = torch.zeros_like(m)
-        for ks in range(0, qs + qc.shape[2], chunk_size):
-            s = qc @ kh[:, :, ks : ks + chunk_size].transpose(-1, -2)
-            cols = torch.arange(ks, ks + s.shape[-1], device=q.device)[None, :]
-            s = s.masked_fill(cols > rows, -torch.inf)
-            m_new = torch.maximum(m, s.amax(-1, keepdim=True))
-            p = torch.exp(s - m_new)
-            corr = torch.exp(m - m_new)
-            num = num * corr + p @ vh[:, :, ks : ks + chunk_size]
-            den = den * corr + p.sum(-1, keepdim=True)
-            m = m_new
-        outs.append(num / den)
-    return torch.cat(outs, dim=2).transpose(1, 2)
+    """Memory-efficient causal softmax attention (Rabe & Staats, seed 001): o_i = sum_{j<=i}
+    softmax_j(q_i . k_j / sqrt(D)) v_j, equal to `softmax_attention`, with no T x T scores held.
+
+    Queries and keys in chunks of C = `chunk_size`; each query chunk takes the key chunks up to
+    its own with a running max and sum (`_query_chunk`). The backward recomputes one query chunk
+    at a time and differentiates it by autograd (checkpointing, `_ChunkedSoftmax`): the forward
+    keeps only q, k, v. Memory O(T D + T C) per head, forward and backward (the recomputed chunk's
+    C x C probabilities for each of its key chunks); time: the forward twice and the backward.
+    """
+    if torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v)):
+        return _ChunkedSoftmax.apply(q, k, v, chunk_size)
+    return _chunked_forward(q, k, v, chunk_size)
+
+
+def _chunks(x, chunk_size):
+    """(B, T, H, D) -> chunks (B, H, C, D) along T, views."""
+    return x.transpose(1, 2).split(chunk_size, dim=2)
+
+
+def _chunked_forward(q, k, v, chunk_size):
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    qc, kc, vc = (_chunks(x, chunk_size) for x in (q, k, v))
+    o = q.new_empty(q.shape[0], q.shape[2], q.shape[1], v.shape[-1])  # (B, H, T, Dv)
+    for i, qi in enumerate(qc):
+        o[:, :, i * chunk_size : i * chunk_size + qi.shape[2]] = _query_chunk(qi, i * chunk_size, scale, kc[: i + 1], vc[: i + 1])
+    return o.transpose(1, 2)
+
+
+class _ChunkedSoftmax(torch.autograd.Function):
+    """`softmax_attention_chunked` with checkpointing by hand: the forward runs without a graph
+    and saves q, k, v; the backward recomputes each query chunk's `_query_chunk` under autograd,
+    one chunk at a time, and adds its gradients into dq, dk, dv. (torch.utils.checkpoint's
+    non-reentrant form builds every chunk's graph during the forward; its many small nodes,
+    scattered between the large freed tensors, kept glibc from reusing the heap: the process grew
+    as T^1.6 where the tensors held grew as T.)"""
+
+    @staticmethod
+    def forward(ctx, q, k, v, chunk_size):
+        ctx.save_for_backward(q, k, v)
+        ctx.chunk_size = chunk_size
+        return _chunked_forward(q, k, v, chunk_size)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, do):
+        q, k, v = ctx.saved_tensors
+        C = ctx.chunk_size
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        dq, dk, dv = (torch.zeros_like(x).transpose(1, 2) for x in (q, k, v))  # (B, H, T, D) views
+        qc, kc, vc, doc = (_chunks(x, C) for x in (q, k, v, do))
+        for i, qi in enumerate(qc):
+            leaves = [x.detach().requires_grad_() for x in (qi, *kc[: i + 1], *vc[: i + 1])]
+            with torch.enable_grad():
+                oi = _query_chunk(leaves[0], i * C, scale, leaves[1 : i + 2], leaves[i + 2 :])
+            grads = torch.autograd.grad(oi, leaves, doc[i])
+            dq[:, :, i * C : i * C + qi.shape[2]] = grads[0]
+            for j, (gk, gv) in enumerate(zip(grads[1 : i + 2], grads[i + 2 :])):
+                dk[:, :, j * C : j * C + gk.shape[2]] += gk
+                dv[:, :, j * C : j * C + gv.shape[2]] += gv
+        return dq.transpose(1, 2), dk.transpose(1, 2), dv.transpose(1, 2), None
+
+
+def _query_chunk(qc, qs, scale, kc, vc):
+    """Causal softmax attention of the queries qc (B, H, C, D) at positions qs.. over the key and
+    value chunks kc, vc (B, H, C, D each, from position 0; the last ends where qc ends): with s the
+    scaled scores of a key chunk (future keys -inf), m' = max(m, max_j s), num = num e^(m - m') +
+    e^(s - m') v, den = den e^(m - m') + sum_j e^(s - m'); the result is num / den.
+
+    The running max m only shifts the exponents, and num / den does not depend on it, so it is
+    taken from detached scores (its gradient is zero anyway), and the probabilities are made in
+    place from the scores: autograd keeps one C x C tensor per key chunk."""
+    qc = qc * scale
+    rows = torch.arange(qs, qs + qc.shape[2], device=qc.device)[:, None]
+    m = torch.full(qc.shape[:-1] + (1,), -torch.inf, dtype=qc.dtype, device=qc.device)
+    num = qc.new_zeros(qc.shape[:-1] + (vc[0].shape[-1],))
+    den = torch.zeros_like(m)
+    ks = 0
+    for kj, vj in zip(kc, vc):
+        s = qc @ kj.transpose(-1, -2)
+        if ks + s.shape[-1] > qs + 1:  # the chunk holds a key after some query: mask the future
+            cols = torch.arange(ks, ks + s.shape[-1], device=qc.device)[None, :]
+            s.masked_fill_(cols > rows, -torch.inf)
+        m_new = torch.maximum(m, s.detach().amax(-1, keepdim=True))
+        p = s.sub_(m_new).exp_()
+        corr = torch.exp(m - m_new)
+        num = num * corr + p @ vj
+        den = den * corr + p.sum(-1, keepdim=True)
+        m, ks = m_new, ks + s.shape[-1]
+    return num / den
 
 
 def softmax_attention_recurrent(q, k, v, state):
