@@ -18,11 +18,13 @@ pytest.importorskip("matplotlib")
 
 import typst
 
-from replication.claims import generation, languages, quality, scaling
+from replication.claims import beyond, generation, languages, quality, scaling
 from replication.cli import main
 from replication.paper import load_paper
 from replication.report import BUILD, DATA, ReportError, build_report, make_figures
 from replication.report_data import count_lines
+
+from test_beyond import speed_outcome, train_outcome
 
 SMALL = Path(__file__).resolve().parent / "data" / "results-small"
 
@@ -172,6 +174,37 @@ def test_a_run_with_no_results_still_makes_a_report_that_says_so(tmp_path):
     assert "Julia backend not run: julia missing here" in notices
     data = json.loads((folder / BUILD / DATA).read_text())
     assert all(v is None for v in data["figures"].values())
+
+
+def failed_beyond(summary):
+    """A run whose beyond-the-paper runs failed, or were left out as contended, or never planned."""
+    outcomes = [speed_outcome("f", "torch", "mnist", "linear-recurrent", "favor", None, None, status="failed",
+                              feature_map="favor"),
+                speed_outcome("p", "torch", "mnist", "softmax-cached", "par", 1.0, 0.1, layer_pattern="afafafff",
+                              flag="contended in all 3 attempts (1.5 cores)"),
+                train_outcome("linear-favor", "linear", 0, None, status="failed")]
+    beyond.summarise(summary, outcomes, None)
+
+
+def test_failed_beyond_runs_yield_explicit_not_run_texts(tmp_path):
+    folder = copy_results(tmp_path, edit=failed_beyond)
+    build_report(folder, folder / "report.pdf")
+    notices = [n for n in query(folder, "<notices>")[0]["value"] if " not run: " in n]
+    why = {n.split(" not run: ")[0]: n.split(" not run: ")[1] for n in notices}
+    assert "FAVOR+: failed (boom)" in why["FAVOR+ generation speed"]
+    assert "PAR: measured but left out (contended in all 3 attempts (1.5 cores))" in why["PAR generation speed"]
+    assert why["Quality of the variants"] == "linear-favor: failed (worker exited with 1: boom)."
+    shown = " ".join(texts(query(folder, "<notice>")))
+    for part in ("FAVOR+ generation speed", "PAR generation speed", "Quality of the variants"):
+        assert f"{part} not run: {why[part]}" in shown, part
+
+
+def test_a_run_without_beyond_results_says_so(tmp_path):
+    folder = copy_results(tmp_path, edit=lambda s: s.pop("beyond", None))
+    build_report(folder, folder / "report.pdf")
+    notices = query(folder, "<notices>")[0]["value"]
+    for part in ("FAVOR+ generation speed", "PAR generation speed", "Quality of the variants"):
+        assert f"{part} not run: {beyond.NO_SUMMARY}." in notices, part
 
 
 def test_the_report_command_rebuilds_the_pdf(tmp_path, capsys):
