@@ -93,6 +93,12 @@ def test_an_unknown_variant_is_refused_with_the_choices(tmp_path):
         beyond.plan(context(tmp_path, profile))
 
 
+def test_a_run_resumed_from_before_beyond_plans_none_of_it(tmp_path):
+    profile = copy.deepcopy(load_profile(TINY))
+    del profile["beyond"]  # run.json of an older run stores its profile without the section
+    assert beyond.plan(context(tmp_path, profile)) == ([], {})
+
+
 def test_c3_runs_are_read_as_lists_or_as_single_runs():
     one = {"status": "ok", "seed": 0, "test_bits_per_dim": 4.0}
     assert beyond.c3_runs({"quality": {"runs": {"linear": one}}}) == {"linear": [one]}
@@ -158,7 +164,7 @@ def test_comparisons_use_c2s_rows_and_leave_out_flagged_and_failed_timings():
     assert "not run: PAR: measured but left out (contended in all 3 attempts (1.2 cores))" in cells
     assert not section["favor_missing"] and not section["par_missing"] and section["variants_missing"]
     assert section["variants_missing_text"] == ("Quality of the variants not run: no variant was trained (the profile's "
-                                                "[beyond] quality_variants is empty).")
+                                                "[beyond] names none in quality_variants).")
     assert "1.5× the time of elu + 1 on MNIST" in beyond.favor_prose(b)
     assert "softmax-cached 1.5× faster" in beyond.par_prose(b)
 

@@ -81,6 +81,8 @@ def _skip(why, task):
 def plan(ctx: Context):
     """The speed variants on every backend and model of [beyond], and the trained variants of
     [beyond] quality_variants once per seed."""
+    if "beyond" not in ctx.profile:  # a run resumed from before [beyond] existed: its profile has none
+        return [], {}
     b = profiles.settings(ctx.profile, "beyond")
     unknown = [v for v in b["quality_variants"] if v not in VARIANTS]
     if unknown:
@@ -347,9 +349,9 @@ def _pattern(p):
 
 
 TITLES = {"favor": "FAVOR+ generation speed", "par": "PAR generation speed", "variants": "Quality of the variants"}
-NONE_PLANNED = {"favor": "no FAVOR+ timing was planned (the profile's [beyond] models is empty, or no backend ran)",
-                "par": "no PAR timing was planned (the profile's [beyond] models is empty, or no backend ran)",
-                "variants": "no variant was trained (the profile's [beyond] quality_variants is empty)"}
+NONE_PLANNED = {"favor": "no FAVOR+ timing was planned (the profile's [beyond] names no model, or no backend ran)",
+                "par": "no PAR timing was planned (the profile's [beyond] names no model, or no backend ran)",
+                "variants": "no variant was trained (the profile's [beyond] names none in quality_variants)"}
 
 
 def _not_run(entries, key, none_planned):
@@ -358,7 +360,14 @@ def _not_run(entries, key, none_planned):
         return None
     if not entries:
         return none_planned
-    return "; ".join(dict.fromkeys(e["missing"] or "no usable result" for e in entries))
+    return "; ".join(dict.fromkeys(_where(e) + (e["missing"] or "no usable result") for e in entries))
+
+
+def _where(e):
+    """'PyTorch mnist softmax-cached: ' for a timing (a trained variant's reasons name their runs)."""
+    if "backend" not in e:
+        return ""
+    return " ".join([BACKEND_NAMES[e["backend"]], e["model"], *([e["mode"]] if "mode" in e else [])]) + ": "
 
 
 def _bpd(a):
@@ -496,7 +505,7 @@ def quality_prose(b) -> str:
     n = min(q["n_paired"] for q in ok)
     s = (f"After C3's budget ({ok[0]['steps']:,} steps on {ok[0]['dataset']}, "
          f"{'one seed each' if n == 1 else f'means over {n} seeds'}), test bits/dim: " + "; ".join(parts) + ".")
-    notes = [note for q in ok for note in q["undertrained"]]
+    notes = list(dict.fromkeys(note for q in ok for note in q["undertrained"]))  # C3's run may serve two variants
     if notes:
         s += (f" {len(notes)} of these runs are undertrained by C3's rule ({notes[0]}"
               + (f"; and {len(notes) - 1} more" if len(notes) > 1 else "") + "): the differences say how the variants "
