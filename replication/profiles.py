@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 
 PROFILES = Path(__file__).resolve().parent / "configs" / "profiles"
-SECTIONS = ("study", "throughput", "latency", "uncached_validation", "quality", "scaling", "samples")
+SECTIONS = ("study", "throughput", "latency", "uncached_validation", "quality", "scaling", "samples", "beyond")
 
 
 class ProfileError(ValueError):

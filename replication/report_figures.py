@@ -93,7 +93,7 @@ def compute(summary, out_dir):
         return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(WIDTH * 0.55, 2.6))
-    claims = sorted({r["claim"] for r in rows})
+    claims = list(dict.fromkeys(r["claim"] for r in rows))  # in the order of the plan
     palette = ["#2471a3", "#c0392b", "#17a589", "#8e44ad", "#e67e22"]
     for i, claim in enumerate(claims):
         pts = [(r["estimate_seconds"], r["actual_seconds"]) for r in rows if r["claim"] == claim]

@@ -33,7 +33,7 @@ def load(folder, name):
 def test_every_experiment_is_recorded_with_estimate_and_actual(study):
     run = load(study, "run.json")
     exps = run["experiments"]
-    assert {e.split("-")[0] for e in exps} == {"C1", "C2", "V", "C4", "C3", "S"}
+    assert {e.split("-")[0] for e in exps} == {"C1", "C2", "V", "C4", "C3", "S", "B"}
     for eid, rec in exps.items():
         assert rec["estimate"]["seconds"] > 0 and rec["estimate"]["memory_bytes"] > 0, eid
         if rec["status"] == "ok":
@@ -124,7 +124,13 @@ def test_every_profile_plans_every_claim(tmp_path, name, data):
                   machine={"bandwidth_GBps": 20.0, "gemm_GFLOPs": 100.0}, data=data, data_dir=None,
                   memory_available_bytes=16 * 2**30)
     plan = [e for claim in CLAIMS for e in claim.plan(ctx)[0]]
-    assert {e.claim for e in plan} >= {"C1", "C2", "C3", "C4"}
+    assert {e.claim for e in plan} >= {"C1", "C2", "C3", "C4", "B"}
     assert all(e.estimate["seconds"] > 0 and e.estimate["memory_bytes"] > 0 for e in plan)
+    beyond = [e for e in plan if e.claim == "B"]  # beyond the paper: FAVOR+ and PAR speed in every profile
+    assert {e.task.get("variant") for e in beyond if e.kind == "speed"} == {"favor", "par"}
+    assert all(e.task["kind"] == "speed" for e in beyond if e.kind == "speed")  # every pattern the models need is there
+    trained = [e for e in beyond if e.kind == "train_variant"]
+    assert len({e.task["variant"] for e in trained}) == len(load_profile(name)["beyond"]["quality_variants"])
+    assert all((e.task["kind"] == "skip") == (data["dataset"] is None) for e in trained)
     c3 = [e for e in plan if e.claim == "C3"]
     assert c3 and all((e.task["kind"] == "skip") == (data["dataset"] is None) for e in c3)

@@ -18,11 +18,14 @@ pytest.importorskip("matplotlib")
 
 import typst
 
-from replication.claims import generation, languages, quality, scaling
+from replication.claims import beyond, generation, languages, quality, scaling
 from replication.cli import main
+from replication.formatting import fmt
 from replication.paper import load_paper
 from replication.report import BUILD, DATA, ReportError, build_report, make_figures
 from replication.report_data import count_lines
+
+from test_beyond import speed_outcome, train_outcome
 
 SMALL = Path(__file__).resolve().parent / "data" / "results-small"
 
@@ -172,6 +175,64 @@ def test_a_run_with_no_results_still_makes_a_report_that_says_so(tmp_path):
     assert "Julia backend not run: julia missing here" in notices
     data = json.loads((folder / BUILD / DATA).read_text())
     assert all(v is None for v in data["figures"].values())
+
+
+def failed_beyond(summary):
+    """A run whose beyond-the-paper runs failed, or were left out as contended, or never planned."""
+    outcomes = [speed_outcome("f", "torch", "mnist", "linear-recurrent", "favor", None, None, status="failed",
+                              feature_map="favor"),
+                speed_outcome("p", "torch", "mnist", "softmax-cached", "par", 1.0, 0.1, layer_pattern="afafafff",
+                              flag="contended in all 3 attempts (1.5 cores)"),
+                train_outcome("linear-favor", "linear", 0, None, status="failed")]
+    beyond.summarise(summary, outcomes, None)
+
+
+def with_beyond(summary):
+    """A run with every beyond-the-paper result: FAVOR+ and PAR timed beside C2's rows, the variants
+    trained beside C3's seed 0."""
+    outcomes = [speed_outcome("f", "torch", "mnist", "linear-recurrent", "favor", 16.0, 0.5, feature_map="favor"),
+                speed_outcome("p1", "torch", "mnist", "softmax-cached", "par", 20.0, 0.4, layer_pattern="afafafff"),
+                speed_outcome("p2", "torch", "mnist", "linear-recurrent", "par", 10.0, 0.3, layer_pattern="afafafff"),
+                train_outcome("linear-favor", "linear", 0, 5.4), train_outcome("softmax-par", "softmax", 0, 5.5, pattern="af")]
+    beyond.summarise(summary, outcomes, None)
+
+
+def test_beyond_results_are_shown_in_three_tables(tmp_path):
+    folder = copy_results(tmp_path, edit=with_beyond)
+    build_report(folder, folder / "report.pdf")
+    for label in ("<favor>", "<par>", "<variants>"):
+        assert len(query(folder, label)) == 1, label
+    data = json.loads((folder / BUILD / DATA).read_text())
+    summary = json.loads((folder / "summary.json").read_text())
+    lin = next(r for r in summary["latency"] if r["backend"] == "torch" and r["mode"] == "linear-recurrent")
+    assert data["beyond"]["favor"]["rows"][0][3:6] == [fmt(lin["seconds_per_image"], " s"), "16 s",
+                                                      fmt(16.0 / lin["seconds_per_image"], "×")]
+    assert [r[3] for r in data["beyond"]["par"]["rows"]] == ["afafafff (3 of 8 attend)"] * 2
+    assert [r[0] for r in data["beyond"]["variants"]["rows"]] == ["linear-favor", "softmax-par"]
+    assert not any(n.startswith(("FAVOR+", "PAR", "Quality of the variants")) for n in query(folder, "<notices>")[0]["value"])
+    assert data["discussion"]["beyond_favor"].startswith("With PyTorch at batch 1, linear-recurrent generation with FAVOR+")
+
+
+def test_failed_beyond_runs_yield_explicit_not_run_texts(tmp_path):
+    folder = copy_results(tmp_path, edit=failed_beyond)
+    build_report(folder, folder / "report.pdf")
+    notices = [n for n in query(folder, "<notices>")[0]["value"] if " not run: " in n]
+    why = {n.split(" not run: ")[0]: n.split(" not run: ")[1] for n in notices}
+    favor, par = why["FAVOR+ generation speed"], why["PAR generation speed"]
+    assert favor.startswith("PyTorch mnist: ") and favor.endswith("FAVOR+: failed (boom).")
+    assert "PyTorch mnist softmax-cached: PAR: measured but left out (contended in all 3 attempts (1.5 cores))" in par
+    assert why["Quality of the variants"] == "linear-favor: failed (worker exited with 1: boom)."
+    shown = " ".join(texts(query(folder, "<notice>")))
+    for part in ("FAVOR+ generation speed", "PAR generation speed", "Quality of the variants"):
+        assert f"{part} not run: {why[part]}" in shown, part
+
+
+def test_a_run_without_beyond_results_says_so(tmp_path):
+    folder = copy_results(tmp_path, edit=lambda s: s.pop("beyond", None))
+    build_report(folder, folder / "report.pdf")
+    notices = query(folder, "<notices>")[0]["value"]
+    for part in ("FAVOR+ generation speed", "PAR generation speed", "Quality of the variants"):
+        assert f"{part} not run: {beyond.NO_SUMMARY}." in notices, part
 
 
 def test_the_report_command_rebuilds_the_pdf(tmp_path, capsys):

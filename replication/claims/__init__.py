@@ -10,14 +10,15 @@
     report(summary, paper, folder, figures_dir) -> {"sections", "figures", "prose"}
 
 `generation` holds C1, C2 and the uncached validation; `quality` C3 and the samples; `scaling` C4;
-`languages` C5. The run, the summary and the report loop over CLAIMS in this order.
+`languages` C5; `beyond` the measurements beyond the paper (FAVOR+, PAR), which are not judged. The
+run, the summary and the report loop over CLAIMS in this order.
 """
 
 from __future__ import annotations
 
-from . import generation, languages, quality, scaling
+from . import beyond, generation, languages, quality, scaling
 
-CLAIMS = (generation, quality, scaling, languages)
+CLAIMS = (generation, quality, scaling, languages, beyond)
 
 
 def task_runner(kind):

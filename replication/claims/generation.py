@@ -46,12 +46,21 @@ def plan(ctx: Context):
                                           estimate(task, ctx.machine)))
         for model in lt["models"]:
             for mode in lt["modes"]:
-                whole = model in lt["whole_image_models"]
-                task = dict(base, model=model, mode=mode, batch=1, repeats=lt["repeats"], steps=None if whole else lt["steps"])
+                task = latency_task(ctx, backend, model, mode)
                 out.append(Experiment(f"C2-{backend}-{model}-{mode}", "C2", "speed", task, estimate(task, ctx.machine)))
         task = dict(kind="uncached_validation", backend=backend, model=uv["model"], steps=uv["steps"], threads=ctx.threads)
         out.append(Experiment(f"V-{backend}-uncached", "C1", "uncached_validation", task, estimate(task, ctx.machine)))
     return out, {}
+
+
+def latency_task(ctx: Context, backend, model, mode) -> dict:
+    """C2's speed task: one image at batch 1, timed as the profile's [latency] section says (whole
+    images for its whole_image_models, else windows of its steps). The beyond-the-paper variants
+    (claims.beyond) time the same task with a feature map or layer pattern added."""
+    lt = ctx.profile["latency"]
+    whole = model in lt["whole_image_models"]
+    return dict(kind="speed", backend=backend, threads=ctx.threads, device=ctx.device, model=model, mode=mode, batch=1,
+                repeats=lt["repeats"], steps=None if whole else lt["steps"])
 
 
 def estimate(task, machine) -> dict:
@@ -64,7 +73,7 @@ def estimate(task, machine) -> dict:
         return estimates.estimate(estimates.OVERHEAD * (full + 2 * sampled),
                                   2 * estimates.weights_bytes(config) + estimates.memory_per_image(config, "softmax-uncached"),
                                   "roofline of a full run plus the sampled steps")
-    config = config_for_mode(task["model"], task["mode"])
+    config = config_for_mode(task["model"], task["mode"], task.get("feature_map", "elu"), task.get("layer_pattern", ""))
     r = roofline.roofline_seconds_per_image(config, task["mode"], task["batch"], machine)["roofline_seconds_per_image"]
     T, B = config.seq_len, task["batch"]
     if task["mode"] == "softmax-uncached":
