@@ -133,4 +133,6 @@ def test_every_profile_plans_every_claim(tmp_path, name, data):
     assert len({e.task["variant"] for e in trained}) == len(load_profile(name)["beyond"]["quality_variants"])
     assert all((e.task["kind"] == "skip") == (data["dataset"] is None) for e in trained)
     c3 = [e for e in plan if e.claim == "C3"]
-    assert c3 and all((e.task["kind"] == "skip") == (data["dataset"] is None) for e in c3)
+    assert c3 and all((e.task["kind"] == "skip") == (data["dataset"] is None) for e in c3 if e.kind == "train")
+    shipped = load_profile(name)["samples"].get("models") == "shipped"  # trained/ ships models: sampled without data
+    assert all((e.task["kind"] == "skip") == (not shipped and data["dataset"] is None) for e in c3 if e.kind == "samples")
