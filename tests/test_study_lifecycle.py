@@ -98,7 +98,8 @@ def test_kill_concurrent_run_and_resume_without_data(tmp_path, offline_profile, 
     summary = json.loads((folder / "summary.json").read_text())
     c3 = next(c for c in summary["claims"] if c["id"] == "C3")
     assert c3["status"] == "not run" and "REPLICATION_OFFLINE" in c3["note"] and "replication data fetch" in c3["note"]
-    assert {run["experiments"][e]["status"] for e in ("C3-linear", "C3-softmax", "S-linear", "S-softmax")} == {"not run"}
+    samples = [e for e in run["experiments"] if e.startswith("S-")]  # one per attention and backend
+    assert samples and {run["experiments"][e]["status"] for e in ("C3-linear", "C3-softmax", *samples)} == {"not run"}
     assert all(r["status"] == "ok" for r in summary["throughput"])  # everything else ran
     with capsys.disabled():
         print(f"concurrent run refused: {refusal}\nresumed after the kill: C3 {c3['status']}: {c3['note'][:160]}...")
