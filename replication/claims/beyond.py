@@ -452,12 +452,18 @@ def favor_prose(b) -> str:
          f"Its state per head is m × D = {m} × {d} against elu + 1's {d} × {d}, and each step projects q and k onto "
          f"the m random features; the ratio of the roofline floors, which counts these bytes and FLOPs, is "
          + ", ".join(f"{_x(f['floor_ratio'])} ({f['model'].upper()})" for f in mine) + ".")
-    others = {}
-    for f in rest:
-        others.setdefault(f["backend"], []).append(f"{_x(f['time_ratio'])} ({f['model'].upper()})")
+    others = _by_backend(rest, lambda f: f"{_x(f['time_ratio'])} ({f['model'].upper()})")
     if others:
-        s += " " + "; ".join(f"{SHORT_NAMES[k]}: {', '.join(v)}" for k, v in others.items()) + "."
+        s += " " + others + "."
     return s
+
+
+def _by_backend(rows, label) -> str:
+    """The other backends' rows, each by `label`, grouped per backend: "PyTorch: a, b; JAX: c"."""
+    groups = {}
+    for r in rows:
+        groups.setdefault(r["backend"], []).append(label(r))
+    return "; ".join(f"{SHORT_NAMES[k]}: {', '.join(v)}" for k, v in groups.items())
 
 
 def par_prose(b) -> str:
@@ -483,11 +489,9 @@ def par_prose(b) -> str:
         out.append(s)
     text = (f"With {SHORT_NAMES[first]} at batch 1, generating with PAR's fewer attention blocks against the full "
             "model: " + " ".join(out))
-    others = {}
-    for p in rest:
-        others.setdefault(p["backend"], []).append(f"{p['model'].upper()} {p['mode']} {_x(p['speedup'])}")
+    others = _by_backend(rest, lambda p: f"{p['model'].upper()} {p['mode']} {_x(p['speedup'])}")
     if others:
-        text += " Full / PAR time with " + "; ".join(f"{SHORT_NAMES[k]}: {', '.join(v)}" for k, v in others.items()) + "."
+        text += " Full / PAR time with " + others + "."
     return text
 
 
