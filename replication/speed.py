@@ -33,6 +33,9 @@ from .provenance import provenance
 UNCACHED_SAMPLES = 8  # prefix lengths timed for the uncached fit
 UNCACHED_MIN_REPEATS = 3  # each sampled length at least this often (median), against timing noise
 WINDOWS = 4  # positions timed for the step modes' fit
+# The "generation" of a result timed without `compile_generation` (PyTorch: the eager step).
+NOT_COMPILED = {"step": "eager", "how": "generate as called plainly (PyTorch: eager; JAX, Julia: compiled on the first call)",
+                "reason": "compile_generation not called", "compile_seconds": 0.0}
 
 
 def add_parser(sub, common):
@@ -44,6 +47,8 @@ def add_parser(sub, common):
     s.add_argument("--steps", type=int, default=None, help="time K-step prefixes and extrapolate to the image")
     s.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all cores)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--eager", action="store_true",
+                   help="time the step as generate runs it unasked: PyTorch's eager step, not the compiled one")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     common(s)
     s.set_defaults(func=cmd_speed)
@@ -56,7 +61,7 @@ def cmd_speed(args):
     pin_threads(threads)  # before the backend is imported
     check_device(args.device, get_backend(args.backend))
     result = measure(args.backend, args.model, args.mode, args.batch, repeats=args.repeats,
-                     steps=args.steps, threads=threads, seed=args.seed, device=args.device)
+                     steps=args.steps, threads=threads, seed=args.seed, device=args.device, compile=not args.eager)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -71,14 +76,17 @@ def pin_threads(threads: int):
 
 
 def measure(backend_name, model_name, mode, batch, repeats=3, steps=None, threads=1, seed=0, device="cpu",
-            machine=None) -> dict:
-    """Time generation and return the result dict (see the module docstring)."""
+            machine=None, compile=True) -> dict:
+    """Time generation and return the result dict (see the module docstring). With `compile` the
+    backend's `compile_generation` runs first (PyTorch compiles its step there); the result's
+    "generation" says which step ran, and why."""
     pin_threads(threads)
     machine = machine or roofline.machine_in_subprocess(threads)
     config = config_for_mode(model_name, mode)
     backend = get_backend(backend_name)
     backend.set_threads(threads)
     model = backend.prepare(config, init_params(config, seed), device=device)
+    generation = backend.compile_generation(model, mode, batch) if compile else NOT_COMPILED
     noise = np.random.default_rng(seed).random((batch, config.seq_len, 2), dtype=np.float32)
     T = config.seq_len
     if mode == "softmax-uncached":
@@ -97,6 +105,7 @@ def measure(backend_name, model_name, mode, batch, repeats=3, steps=None, thread
         "seconds_per_image": per_image,
         "images_per_second": 1.0 / per_image,
         **timing,
+        "generation": generation,
         **roofline.roofline_seconds_per_image(config, mode, batch, machine),
         "machine": machine,
         "config": config.to_dict(),
@@ -108,10 +117,12 @@ def measure(backend_name, model_name, mode, batch, repeats=3, steps=None, thread
 
 
 def measure_task(task) -> dict:
-    """A study's speed task (claims.generation); the machine comes from the run, measured once."""
+    """A study's speed task (claims.generation); the machine comes from the run, measured once. The
+    step is compiled only where the task asks ("compile": true): compiling PyTorch's step takes about
+    a minute per model and batch on 2 cores, more than the cpu profile's budget allows for its tasks."""
     result = measure(task["backend"], task["model"], task["mode"], task["batch"], repeats=task["repeats"],
                      steps=task.get("steps"), threads=task["threads"], device=task.get("device", "cpu"),
-                     machine=task.get("machine"))
+                     machine=task.get("machine"), compile=task.get("compile", False))
     if task.get("machine"):
         result.pop("machine")  # stored once, in run.json
     return result
@@ -261,4 +272,29 @@ def summary_line(r) -> str:
     return (f"{r['backend']:6s} {r['model']:5s} {r['mode']:17s} batch {r['batch']:4d}: "
             f"{r['seconds_per_image']:.4g} s/image{ext}, {r['images_per_second']:.4g} images/s; "
             f"roofline {r['roofline_seconds_per_image']:.4g} s/image ({r['bound']}-bound), "
-            f"{r['seconds_per_image'] / r['roofline_seconds_per_image']:.2f}x the floor")
+            f"{r['seconds_per_image'] / r['roofline_seconds_per_image']:.2f}x the floor; {_step(r)} step")
+
+
+def _step(r) -> str:
+    g = r.get("generation") or {}
+    return g.get("step", "?") + (f" ({g['reason']})" if g.get("reason") else "")
+
+
+TABLE_COLUMNS = ("backend", "model", "mode", "batch", "s/image", "floor s/image", "x floor", "bound", "GB/s",
+                 "step", "method")
+
+
+def table(results) -> str:
+    """One text table of speed results (`measure`'s dicts): a row per backend, model, mode and batch,
+    with seconds per image, the roofline floor measured in the same run, their ratio, the bandwidth
+    the run measured, and which step ran (compiled or eager, and why)."""
+    rows = [TABLE_COLUMNS]
+    for r in sorted(results, key=lambda r: (r["backend"], r["model"], r["mode"], r["batch"])):
+        machine = r.get("machine") or {}
+        rows.append((r["backend"], r["model"], r["mode"], str(r["batch"]), f"{r['seconds_per_image']:.4g}",
+                     f"{r['roofline_seconds_per_image']:.4g}", f"{r['seconds_per_image'] / r['roofline_seconds_per_image']:.2f}",
+                     r["bound"], f"{machine['bandwidth_GBps']:.1f}" if machine else "-", _step(r),
+                     "extrapolated" if r["extrapolated"] else "whole images"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])

@@ -73,8 +73,8 @@ def softmax_attention_recurrent(q, k, v, state):
     filled up to position t-1; this step's key and value are written at t in place.
     Returns o (B, H, D) and (K, V, t + 1)."""
     K, V, t = state
-    K[:, :, t] = k
-    V[:, :, t] = v
+    K[:, :, t : t + 1] = k.unsqueeze(2)  # a slice, not K[:, :, t]: compiled, t stays symbolic (compiled.py)
+    V[:, :, t : t + 1] = v.unsqueeze(2)
     scores = (K[:, :, : t + 1] @ q.unsqueeze(-1)).squeeze(-1) * (1.0 / math.sqrt(q.shape[-1]))
     o = (torch.softmax(scores, dim=-1).unsqueeze(-2) @ V[:, :, : t + 1]).squeeze(-2)
     return o, (K, V, t + 1)
