@@ -52,7 +52,7 @@ class CompiledStep(nn.Module):
     """One generation step for `batch` images, its weights packed for that batch: every layer's q, k,
     v matrices as one (3C, C) matrix, each kind of matrix stacked over the layers, as (out, in) at
     batch 1 (`rowsum_linear`), else (in, out) (`matmul_linear`); the position code of the config's T
-    positions. The state is a tuple of tensors with the layers stacked in front (`empty_state`)."""
+    positions. The state is a flat tuple of every layer's tensors (`empty_state`)."""
 
     def __init__(self, model: Transformer, batch: int):
         super().__init__()
@@ -87,23 +87,29 @@ class CompiledStep(nn.Module):
         self._slots = tuple(torch.is_tensor(x) for x in model.kind.empty_state(1, 1, 1, 1, self.embed))
 
     def empty_state(self):
-        """The kind's empty state for the config's T positions, its tensors with the layers stacked in
-        front: (S, z) as (L, B, H, D, Dv) and (L, B, H, D), or the key/value cache (K, V) as
-        (L, B, H, T + 1, D) each (a cache's fill position is the step's position). The cache's spare
-        position keeps the slice a step reads (its first t + 1 positions) shorter than the cache at
-        every t: the program would otherwise assume so, and compile again for the last position."""
+        """The kind's empty state for the config's T positions, each layer's own tensors one after the
+        other in one flat tuple: (S, z) as (B, H, D, Dv) and (B, H, D), or the key/value cache (K, V)
+        as (B, H, T + 1, D) each (a cache's fill position is the step's position). Not stacked over
+        the layers: each layer writes its state in place, and the compiled program copies a whole
+        tensor that one layer writes part of and the next layer reads (the whole cache, L times a
+        step). The cache's spare position keeps the slice a step reads (its first t + 1 positions)
+        shorter than the cache at every t: the program would otherwise assume so, and compile again
+        for the last position."""
         c = self.config
-        one = self.kind.empty_state(self.batch, c.n_heads, c.d_head, c.seq_len + 1, self.embed)
-        state = tuple(x.expand(c.n_layers, *x.shape).clone() for x in one if torch.is_tensor(x))
+        state = []
+        for _ in range(c.n_layers):
+            one = self.kind.empty_state(self.batch, c.n_heads, c.d_head, c.seq_len + 1, self.embed)
+            state += [x for x in one if torch.is_tensor(x)]
         for x in state:  # static sizes: another model's state in this process makes its own program
             torch._dynamo.mark_static(x)
-        return state
+        return tuple(state)
 
     def _layer_state(self, state, i, position):
-        """Layer i's state as the kind's recurrent twin takes it: views of the stacked tensors, and
-        the position where the kind's empty state holds a number (a cache's fill position)."""
-        tensors = iter(state)
-        return tuple(next(tensors)[i] if is_tensor else position for is_tensor in self._slots)
+        """Layer i's state as the kind's recurrent twin takes it: its tensors, and the position where
+        the kind's empty state holds a number (a cache's fill position)."""
+        n = sum(self._slots)
+        tensors = iter(state[i * n : (i + 1) * n])
+        return tuple(next(tensors) if is_tensor else position for is_tensor in self._slots)
 
     def forward(self, token, position: int, u, *state):
         """(B,) tokens at `position` (0-based) and uniforms u (B, 2) -> the next (B,) bytes; the
