@@ -49,6 +49,8 @@ def add_parser(sub, common):
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--eager", action="store_true",
                    help="time the step as generate runs it unasked: PyTorch's eager step, not the compiled one")
+    s.add_argument("--interleaved", type=positive_int, default=None, metavar="ROUNDS",
+                   help="time the plain and the compiled step in turn, ROUNDS times each, in one process (needs --steps)")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     common(s)
     s.set_defaults(func=cmd_speed)
@@ -57,9 +59,16 @@ def add_parser(sub, common):
 def cmd_speed(args):
     if args.steps is not None and args.steps < 2:
         raise UsageError(f"--steps must be >= 2 (a prefix of two or more steps), got {args.steps}")
+    if args.interleaved and (args.steps is None or args.mode == "softmax-uncached"):
+        raise UsageError("--interleaved times windows of steps: give --steps K, and a mode other than softmax-uncached")
     threads = args.threads or os.cpu_count()
     pin_threads(threads)  # before the backend is imported
     check_device(args.device, get_backend(args.backend))
+    if args.interleaved:
+        results = interleaved(args.backend, args.model, args.mode, args.batch, args.interleaved, args.steps,
+                              repeats=args.repeats, threads=threads, seed=args.seed, device=args.device)
+        print(json.dumps(results, indent=2) if args.json else table(results))
+        return
     result = measure(args.backend, args.model, args.mode, args.batch, repeats=args.repeats,
                      steps=args.steps, threads=threads, seed=args.seed, device=args.device, compile=not args.eager)
     if args.json:
@@ -114,6 +123,41 @@ def measure(backend_name, model_name, mode, batch, repeats=3, steps=None, thread
         "backend_info": backend.info(device),
         "provenance": provenance(),
     }
+
+
+def interleaved(backend_name, model_name, mode, batch, rounds, steps, repeats=1, threads=1, seed=0, device="cpu") -> list:
+    """The step as `generate` runs it plainly, then compiled (`compile_generation`), timed in turn in
+    one process `rounds` times (windows of `steps` steps, as `--steps`), the machine's floor measured
+    before every round: an A/B comparison that a busy machine, whose load changes from minute to
+    minute, does not decide. Returns a result per step ("eager", "compiled") with the medians over
+    the rounds of seconds per image and of the floor, and every round's values."""
+    pin_threads(threads)
+    config = config_for_mode(model_name, mode)
+    backend = get_backend(backend_name)
+    backend.set_threads(threads)
+    params = init_params(config, seed)
+    models = {"eager": backend.prepare(config, params, device=device), "compiled": backend.prepare(config, params, device=device)}
+    generation = {"eager": NOT_COMPILED, "compiled": backend.compile_generation(models["compiled"], mode, batch)}
+    T = config.seq_len
+    rows = {name: {"seconds_per_image": [], "roofline_seconds_per_image": [], "bandwidth_GBps": []} for name in models}
+    for _ in range(rounds):
+        machine = roofline.machine_in_subprocess(threads)
+        for name, model in models.items():
+            timing = _time_windows(backend, model, mode, batch, T, steps, repeats)
+            row = rows[name]
+            row["seconds_per_image"].append(timing["seconds_per_image"])
+            row["roofline_seconds_per_image"].append(
+                roofline.roofline_seconds_per_image(config, mode, batch, machine)["roofline_seconds_per_image"])
+            row["bandwidth_GBps"].append(machine["bandwidth_GBps"])
+    bound = roofline.roofline_seconds_per_image(config, mode, batch, machine)["bound"]
+    return [{"backend": backend_name, "model": model_name, "mode": mode, "batch": batch, "seq_len": T,
+             "seconds_per_image": float(np.median(row["seconds_per_image"])),
+             "roofline_seconds_per_image": float(np.median(row["roofline_seconds_per_image"])), "bound": bound,
+             "machine": {"bandwidth_GBps": float(np.median(row["bandwidth_GBps"]))}, "extrapolated": True,
+             "method": f"{rounds} rounds, each: the floor, then windows of {steps} steps of every step in turn",
+             "rounds": row, "generation": generation[name], "threads": threads, "backend_info": backend.info(device),
+             "provenance": provenance()}
+            for name, row in rows.items()]
 
 
 def measure_task(task) -> dict:
