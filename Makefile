@@ -22,16 +22,21 @@ test: setup
 study: setup
 	$(VENV)/bin/replication run --profile $(PROFILE)
 
-# Generation speed of every mode at the paper's sizes, batch 1 and 64 (minutes; not a test).
+# Generation speed of every backend, model, mode and batch (batch 1: whole images; 64: a 64-step
+# prefix), beside the roofline floor measured in the same run; one JSON per run in results/bench/,
+# then one table of them all (minutes; not a test). BENCH_BACKENDS="torch jax julia" adds Julia.
+BENCH_BACKENDS ?= torch jax
 bench: setup
-	mkdir -p results/bench
-	for model in mnist cifar; do \
-	  for mode in linear-recurrent softmax-cached softmax-uncached; do \
-	    for batch in 1 64; do \
-	      $(VENV)/bin/replication speed --model $$model --mode $$mode --batch $$batch --json \
-	        $$( [ $$batch -gt 1 ] && echo --steps 64 ) > results/bench/$$model-$$mode-$$batch.json || exit 1; \
-	      $(PY) -c "import json,sys; from replication.speed import summary_line; print(summary_line(json.load(open(sys.argv[1]))))" results/bench/$$model-$$mode-$$batch.json; \
-	    done; done; done
+	rm -rf results/bench && mkdir -p results/bench
+	for backend in $(BENCH_BACKENDS); do \
+	  for model in mnist cifar; do \
+	    for mode in linear-recurrent softmax-cached softmax-uncached; do \
+	      for batch in 1 64; do \
+	        $(VENV)/bin/replication speed --backend $$backend --model $$model --mode $$mode --batch $$batch --json \
+	          $$( [ $$batch -gt 1 ] && echo --steps 64 ) > results/bench/$$backend-$$model-$$mode-$$batch.json || exit 1; \
+	      done; done; done; done
+	$(PY) -c "import glob, json; from replication.speed import table; \
+	  print(table([json.load(open(f)) for f in sorted(glob.glob('results/bench/*.json'))]))"
 
 # For a user with Julia: Pkg.test(), the Python-Julia parity tests, then a Julia vs PyTorch vs JAX
 # speed table (three modes, batch 1 and the best batch). Without Julia: one line on how to get it.

@@ -33,6 +33,9 @@ from .provenance import provenance
 UNCACHED_SAMPLES = 8  # prefix lengths timed for the uncached fit
 UNCACHED_MIN_REPEATS = 3  # each sampled length at least this often (median), against timing noise
 WINDOWS = 4  # positions timed for the step modes' fit
+# The "generation" of a result timed without `compile_generation` (PyTorch: the eager step).
+NOT_COMPILED = {"step": "eager", "how": "generate as called plainly (PyTorch: eager; JAX, Julia: compiled on the first call)",
+                "reason": "compile_generation not called", "compile_seconds": 0.0}
 
 
 def add_parser(sub, common):
@@ -49,6 +52,10 @@ def add_parser(sub, common):
     s.add_argument("--steps", type=int, default=None, help="time K-step prefixes and extrapolate to the image")
     s.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: all cores)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--eager", action="store_true",
+                   help="time the step as generate runs it unasked: PyTorch's eager step, not the compiled one")
+    s.add_argument("--interleaved", type=positive_int, default=None, metavar="ROUNDS",
+                   help="time the plain and the compiled step in turn, ROUNDS times each, in one process (needs --steps)")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     common(s)
     s.set_defaults(func=cmd_speed)
@@ -60,13 +67,21 @@ def cmd_speed(args):
     if args.feature_map != "elu" and MODES[args.mode] != "linear":
         raise UsageError(f"--feature-map {args.feature_map} needs a linear-attention mode (linear-recurrent); "
                          f"--mode {args.mode} runs softmax attention")
+    if args.interleaved and (args.steps is None or args.mode == "softmax-uncached"):
+        raise UsageError("--interleaved times windows of steps: give --steps K, and a mode other than softmax-uncached")
     threads = args.threads or os.cpu_count()
     pin_threads(threads)  # before the backend is imported
     check_device(args.device, get_backend(args.backend))
     config_for_mode(args.model, args.mode, args.feature_map, args.layer_pattern)  # refuses a bad pattern first
+    if args.interleaved:
+        results = interleaved(args.backend, args.model, args.mode, args.batch, args.interleaved, args.steps,
+                              repeats=args.repeats, threads=threads, seed=args.seed, device=args.device,
+                              feature_map=args.feature_map, layer_pattern=args.layer_pattern)
+        print(json.dumps(results, indent=2) if args.json else table(results))
+        return
     result = measure(args.backend, args.model, args.mode, args.batch, repeats=args.repeats,
                      steps=args.steps, threads=threads, seed=args.seed, device=args.device,
-                     feature_map=args.feature_map, layer_pattern=args.layer_pattern)
+                     feature_map=args.feature_map, layer_pattern=args.layer_pattern, compile=not args.eager)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -81,16 +96,18 @@ def pin_threads(threads: int):
 
 
 def measure(backend_name, model_name, mode, batch, repeats=3, steps=None, threads=1, seed=0, device="cpu",
-            machine=None, feature_map="elu", layer_pattern="") -> dict:
+            machine=None, feature_map="elu", layer_pattern="", compile=True) -> dict:
     """Time generation and return the result dict (see the module docstring). `feature_map`
     "favor" times a FAVOR+ model (linear-recurrent only), `layer_pattern` a PAR model (its config
-    is in the result)."""
+    is in the result). With `compile` the backend's `compile_generation` runs first (PyTorch
+    compiles its step there); the result's "generation" says which step ran, and why."""
     pin_threads(threads)
     machine = machine or roofline.machine_in_subprocess(threads)
     config = config_for_mode(model_name, mode, feature_map, layer_pattern)
     backend = get_backend(backend_name)
     backend.set_threads(threads)
     model = backend.prepare(config, init_params(config, seed), device=device)
+    generation = backend.compile_generation(model, mode, batch) if compile else NOT_COMPILED
     noise = np.random.default_rng(seed).random((batch, config.seq_len, 2), dtype=np.float32)
     T = config.seq_len
     if mode == "softmax-uncached":
@@ -109,6 +126,7 @@ def measure(backend_name, model_name, mode, batch, repeats=3, steps=None, thread
         "seconds_per_image": per_image,
         "images_per_second": 1.0 / per_image,
         **timing,
+        "generation": generation,
         **roofline.roofline_seconds_per_image(config, mode, batch, machine),
         "machine": machine,
         "config": config.to_dict(),
@@ -119,12 +137,50 @@ def measure(backend_name, model_name, mode, batch, repeats=3, steps=None, thread
     }
 
 
+def interleaved(backend_name, model_name, mode, batch, rounds, steps, repeats=1, threads=1, seed=0, device="cpu",
+                feature_map="elu", layer_pattern="") -> list:
+    """The step as `generate` runs it plainly, then compiled (`compile_generation`), timed in turn in
+    one process `rounds` times (windows of `steps` steps, as `--steps`), the machine's floor measured
+    before every round: an A/B comparison that a busy machine, whose load changes from minute to
+    minute, does not decide. Returns a result per step ("eager", "compiled") with the medians over
+    the rounds of seconds per image and of the floor, and every round's values."""
+    pin_threads(threads)
+    config = config_for_mode(model_name, mode, feature_map, layer_pattern)
+    backend = get_backend(backend_name)
+    backend.set_threads(threads)
+    params = init_params(config, seed)
+    models = {"eager": backend.prepare(config, params, device=device), "compiled": backend.prepare(config, params, device=device)}
+    generation = {"eager": NOT_COMPILED, "compiled": backend.compile_generation(models["compiled"], mode, batch)}
+    T = config.seq_len
+    rows = {name: {"seconds_per_image": [], "roofline_seconds_per_image": [], "bandwidth_GBps": []} for name in models}
+    for _ in range(rounds):
+        machine = roofline.machine_in_subprocess(threads)
+        for name, model in models.items():
+            timing = _time_windows(backend, model, mode, batch, T, steps, repeats)
+            row = rows[name]
+            row["seconds_per_image"].append(timing["seconds_per_image"])
+            row["roofline_seconds_per_image"].append(
+                roofline.roofline_seconds_per_image(config, mode, batch, machine)["roofline_seconds_per_image"])
+            row["bandwidth_GBps"].append(machine["bandwidth_GBps"])
+    bound = roofline.roofline_seconds_per_image(config, mode, batch, machine)["bound"]
+    return [{"backend": backend_name, "model": model_name, "mode": mode, "batch": batch, "seq_len": T,
+             "seconds_per_image": float(np.median(row["seconds_per_image"])),
+             "roofline_seconds_per_image": float(np.median(row["roofline_seconds_per_image"])), "bound": bound,
+             "machine": {"bandwidth_GBps": float(np.median(row["bandwidth_GBps"]))}, "extrapolated": True,
+             "method": f"{rounds} rounds, each: the floor, then windows of {steps} steps of every step in turn",
+             "rounds": row, "generation": generation[name], "threads": threads, "backend_info": backend.info(device),
+             "provenance": provenance()}
+            for name, row in rows.items()]
+
+
 def measure_task(task) -> dict:
-    """A study's speed task (claims.generation); the machine comes from the run, measured once."""
+    """A study's speed task (claims.generation); the machine comes from the run, measured once. The
+    step is compiled only where the task asks ("compile": true): compiling PyTorch's step takes about
+    a minute per model and batch on 2 cores, more than the cpu profile's budget allows for its tasks."""
     result = measure(task["backend"], task["model"], task["mode"], task["batch"], repeats=task["repeats"],
                      steps=task.get("steps"), threads=task["threads"], device=task.get("device", "cpu"),
                      machine=task.get("machine"), feature_map=task.get("feature_map", "elu"),
-                     layer_pattern=task.get("layer_pattern", ""))
+                     layer_pattern=task.get("layer_pattern", ""), compile=task.get("compile", False))
     if task.get("machine"):
         result.pop("machine")  # stored once, in run.json
     return result
@@ -274,4 +330,29 @@ def summary_line(r) -> str:
     return (f"{r['backend']:6s} {r['model']:5s} {r['mode']:17s} batch {r['batch']:4d}: "
             f"{r['seconds_per_image']:.4g} s/image{ext}, {r['images_per_second']:.4g} images/s; "
             f"roofline {r['roofline_seconds_per_image']:.4g} s/image ({r['bound']}-bound), "
-            f"{r['seconds_per_image'] / r['roofline_seconds_per_image']:.2f}x the floor")
+            f"{r['seconds_per_image'] / r['roofline_seconds_per_image']:.2f}x the floor; {_step(r)} step")
+
+
+def _step(r) -> str:
+    g = r.get("generation") or {}
+    return g.get("step", "?") + (f" ({g['reason']})" if g.get("reason") else "")
+
+
+TABLE_COLUMNS = ("backend", "model", "mode", "batch", "s/image", "floor s/image", "x floor", "bound", "GB/s",
+                 "step", "method")
+
+
+def table(results) -> str:
+    """One text table of speed results (`measure`'s dicts): a row per backend, model, mode and batch,
+    with seconds per image, the roofline floor measured in the same run, their ratio, the bandwidth
+    the run measured, and which step ran (compiled or eager, and why)."""
+    rows = [TABLE_COLUMNS]
+    for r in sorted(results, key=lambda r: (r["backend"], r["model"], r["mode"], r["batch"])):
+        machine = r.get("machine") or {}
+        rows.append((r["backend"], r["model"], r["mode"], str(r["batch"]), f"{r['seconds_per_image']:.4g}",
+                     f"{r['roofline_seconds_per_image']:.4g}", f"{r['seconds_per_image'] / r['roofline_seconds_per_image']:.2f}",
+                     r["bound"], f"{machine['bandwidth_GBps']:.1f}" if machine else "-", _step(r),
+                     "extrapolated" if r["extrapolated"] else "whole images"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])

@@ -80,7 +80,8 @@ def test_speed_reports_time_and_roofline_as_json():
     """A short prefix of the MNIST-sized model in a fresh process (as a user runs it)."""
     proc = subprocess.run(
         [sys.executable, "-m", "replication", "speed", "--backend", "torch", "--model", "mnist",
-         "--mode", "linear-recurrent", "--batch", "2", "--steps", "8", "--repeats", "1", "--threads", "1", "--json"],
+         "--mode", "linear-recurrent", "--batch", "2", "--steps", "8", "--repeats", "1", "--threads", "1", "--json",
+         "--eager"],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
@@ -90,3 +91,22 @@ def test_speed_reports_time_and_roofline_as_json():
     assert r["extrapolated"] is True and r["seconds_per_image"] > 0
     assert r["roofline_seconds_per_image"] > 0 and r["machine"]["bandwidth_GBps"] > 0
     assert r["threads"] == 1 and r["provenance"]["python"]
+    assert r["generation"]["step"] == "eager" and "not called" in r["generation"]["reason"]  # --eager
+
+
+def test_speed_table_has_a_row_per_result_with_the_floor_multiple_and_the_step():
+    from replication.speed import NOT_COMPILED, table
+
+    def result(backend, mode, seconds, floor, generation):
+        return {"backend": backend, "model": "cifar", "mode": mode, "batch": 1, "seconds_per_image": seconds,
+                "roofline_seconds_per_image": floor, "bound": "memory", "machine": {"bandwidth_GBps": 43.0},
+                "extrapolated": True, "generation": generation}
+
+    compiled = {"step": "compiled", "how": "inductor", "reason": None, "compile_seconds": 9.0}
+    text = table([result("torch", "softmax-cached", 10.8, 7.2, compiled), result("jax", "linear-recurrent", 4.2, 3.6, compiled),
+                  result("torch", "linear-recurrent", 10.7, 3.6, NOT_COMPILED)])
+    lines = text.splitlines()
+    assert lines[0].split()[:4] == ["backend", "model", "mode", "batch"] and set(lines[1]) <= {"-", " "}
+    assert [line.split()[0] for line in lines[2:]] == ["jax", "torch", "torch"]  # sorted by backend, model, mode
+    assert "1.17" in lines[2] and "1.50" in lines[4] and "2.97" in lines[3]  # the multiples of the floor
+    assert "eager (compile_generation not called)" in lines[3] and "43.0" in lines[2]

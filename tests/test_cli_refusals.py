@@ -382,6 +382,10 @@ BAD_STUDY = {
                                   ["--feature-map", "'relu'"]),
     "speed-layer-pattern-short": (lambda t: ["speed", "--model", "mnist", "--mode", "linear-recurrent", "--layer-pattern", "afa"],
                                   ["layer_pattern", "n_layers=8", "'afa'"]),
+    "speed-interleaved-without-steps": (lambda t: ["speed", "--model", "mnist", "--mode", "linear-recurrent",
+                                                   "--interleaved", "2"], ["--interleaved", "--steps K"]),
+    "speed-interleaved-uncached": (lambda t: ["speed", "--model", "mnist", "--mode", "softmax-uncached", "--steps", "8",
+                                              "--interleaved", "2"], ["--interleaved", "softmax-uncached"]),
 }
 
 
@@ -394,6 +398,7 @@ def test_run_report_and_speed_refuse_before_any_work(tmp_path, capsys, monkeypat
     monkeypatch.setattr(run_module, "Study", lambda *a, **k: pytest.fail("the study started before refusing"))
     monkeypatch.setattr(report, "build_report", lambda *a, **k: pytest.fail("the report was built before refusing"))
     monkeypatch.setattr(speed, "measure", lambda *a, **k: pytest.fail("timed before refusing"))
+    monkeypatch.setattr(speed, "interleaved", lambda *a, **k: pytest.fail("timed before refusing"))
     make, words = BAD_STUDY[name]
     argv = make(tmp_path)
     before = sorted(tmp_path.rglob("*"))

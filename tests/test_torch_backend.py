@@ -1,5 +1,6 @@
 """What only the PyTorch backend has: its fused softmax kernel, both softmax modes drawing the same
-bytes, weights of its own initialisation through the format, and T = 2^16. The properties it shares
+bytes, weights of its own initialisation through the format, T = 2^16, and the generation step
+compiled by inductor (compiled.py), with its fallback to the eager step. The properties it shares
 with JAX are in test_backend_parity.py."""
 
 import inspect
@@ -8,9 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import random_model
+from linattn import reference
 from linattn import torch_backend as tb
-from linattn.config import ModelConfig
+from linattn.config import MODES, ModelConfig
 from linattn.torch_backend import attention as attn
+from linattn.torch_backend import compiled
 from linattn.torch_backend.model import Transformer
 from linattn.weights import init_params, load_checkpoint, save_checkpoint
 
@@ -106,3 +110,85 @@ def test_linear_attention_fits_65536_positions():
     with torch.no_grad():  # causality lets the first 64 positions be checked on their own
         head = attn.linear_attention(q[:, :64], k[:, :64], v[:, :64])
         torch.testing.assert_close(out[:, :64], head, atol=1e-5, rtol=1e-5)
+
+
+# --- the compiled step --------------------------------------------------------------------------
+
+
+def _compiled_draws_the_reference_bytes(mode, batch, kind=None, layer_pattern=""):
+    """compile_generation compiles the step; generate and time_window then run it with no further
+    compilation (fail_on_recompile), and generate draws the reference's bytes. A second model of the
+    same sizes runs the same program with its own weights, and draws its own reference's bytes."""
+    config, params = random_model(kind or MODES[mode], (4, 4, 3), seed=5, layer_pattern=layer_pattern)
+    noise = np.random.default_rng(6).random((batch, config.seq_len, 2))
+    for seed in (5, 8):
+        params = init_params(config, seed) if seed != 5 else params
+        model = tb.prepare(config, params)
+        info = tb.compile_generation(model, mode, batch)
+        assert info["step"] == "compiled" and info["reason"] is None, info
+        assert batch in model.compiled_steps
+        with torch.compiler.set_stance("fail_on_recompile"):
+            got = tb.generate(model, mode, noise)
+            assert tb.time_window(model, mode, batch, config.seq_len - 5, 5) > 0
+        expected = reference.generate(params, config, mode, noise)
+        np.testing.assert_array_equal(got, expected, err_msg=f"{mode}, weights of seed {seed}")
+        assert len(np.unique(expected)) > 10  # not a constant image
+
+
+@pytest.mark.parametrize("mode", ["linear-recurrent", "softmax-cached"])
+def test_the_compiled_step_draws_the_reference_bytes_at_batch_1(mode):
+    """At batch 1 every Linear is a multiply-and-sum (compiled.rowsum_linear)."""
+    _compiled_draws_the_reference_bytes(mode, 1)
+
+
+@pytest.mark.parametrize("mode, kind, layer_pattern", [("linear-recurrent", "linear-favor", ""),
+                                                       ("linear-recurrent", "linear", "faf"),
+                                                       ("softmax-cached", "softmax", "afa")])
+def test_the_compiled_step_draws_the_reference_bytes_for_favor_and_par(mode, kind, layer_pattern):
+    """Each FAVOR+ layer's projection packed with its weights; PAR's feed-forward-only layers
+    without attention weights or state."""
+    _compiled_draws_the_reference_bytes(mode, 1, kind, layer_pattern)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["linear-recurrent", "softmax-cached"])
+def test_the_compiled_step_draws_the_reference_bytes_at_batch_3(mode):
+    """Above batch 1 every Linear is a matrix product (compiled.matmul_linear)."""
+    _compiled_draws_the_reference_bytes(mode, 3)
+
+
+def test_rowsum_and_matmul_linears_equal_the_linear_layer():
+    x, w, b = torch.randn(1, 7, dtype=torch.float64), torch.randn(5, 7, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    expected = torch.nn.functional.linear(x, w, b)
+    torch.testing.assert_close(compiled.rowsum_linear(x, w, b), expected)
+    torch.testing.assert_close(compiled.matmul_linear(x, w.t().contiguous(), b), expected)
+
+
+def test_without_a_cpp_compiler_generation_stays_eager_and_says_why(monkeypatch):
+    """Inductor needs a C++ compiler: without one compile_generation keeps the eager step, gives
+    the reason, and generation still draws the reference's bytes."""
+    import torch._inductor.config as inductor_config
+    from torch._inductor import cpp_builder
+
+    monkeypatch.setattr(inductor_config.cpp, "cxx", ("no-such-c++-compiler",))
+    monkeypatch.setattr(inductor_config, "force_disable_caches", True)  # no program compiled earlier
+    torch._dynamo.reset()
+    try:
+        config, params = random_model("linear", (4, 4, 3), seed=5)
+        model = tb.prepare(config, params)
+        info = tb.compile_generation(model, "linear-recurrent", 1)
+        assert info["step"] == "eager" and "compiling failed" in info["reason"], info
+        assert "No working C++ compiler" in info["reason"], info
+        assert 1 not in model.compiled_steps
+        noise = np.random.default_rng(6).random((1, config.seq_len, 2))
+        np.testing.assert_array_equal(tb.generate(model, "linear-recurrent", noise),
+                                      reference.generate(params, config, "linear-recurrent", noise))
+    finally:
+        torch._dynamo.reset()
+        cpp_builder.cpp_compiler_search.cache_clear()
+
+
+def test_softmax_uncached_is_not_compiled():
+    config, params = random_model("softmax", (2, 2, 1))
+    info = tb.compile_generation(tb.prepare(config, params), "softmax-uncached", 1)
+    assert info["step"] == "eager" and "not compiled" in info["reason"]

@@ -4,7 +4,8 @@ Each backend module (`linattn.torch_backend`, `linattn.jax_backend`, `linattn.ju
 implements every method of `Backend`, numpy in and out (tests/test_backends.py checks the Python
 ones against this protocol, tests/test_julia_static.py the Julia one without starting Julia).
 Every backend times generation by the same methods: `timed_generate` for whole images,
-`time_window` for windows of steps from a late state, `uncached_step` for one uncached step.
+`time_window` for windows of steps from a late state, `uncached_step` for one uncached step, after
+`compile_generation` (PyTorch compiles its step there; JAX and Julia compile on the first call).
 
 Each is imported only when asked for, and only one per process (juliacall, torch and jax in one
 process are a known source of crashes: notes/julia.md section 3).
@@ -51,6 +52,11 @@ class Backend(Protocol):
 
     def generate(self, model, mode: str, noise, steps: int | None = None, prefix=None):
         """(B, T) uint8 sampled with `noise`; `steps` stops early; `prefix` (B, P) bytes kept as given."""
+
+    def compile_generation(self, model, mode: str, batch: int) -> dict:
+        """Make `generate` and `time_window` of `mode` at `batch` run the backend's compiled step, before
+        they are timed. Returns {"step": "compiled" or "eager", "how", "reason" (why eager, else None),
+        "compile_seconds"}: what ran, for the results."""
 
     def timed_generate(self, model, mode: str, noise, steps: int | None = None) -> tuple:
         """(`generate`'s bytes, its wall-clock seconds), the work finished before the clock stops."""

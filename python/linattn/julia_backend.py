@@ -269,6 +269,14 @@ def generate(model: JuliaModel, mode, noise, steps=None, prefix=None):
     return _from_julia(data).astype(np.uint8)
 
 
+def compile_generation(model: JuliaModel, mode, batch) -> dict:
+    """Nothing to do ahead: Julia compiles `generate` and `time_window` on their first call (the
+    warm-up, whose time `timed_generate` stores apart)."""
+    check_mode(mode, model.config)
+    return {"step": "compiled", "how": "Julia (LinAttn), compiled on the first call", "reason": None,
+            "compile_seconds": 0.0}
+
+
 def timed_generate(model: JuliaModel, mode, noise, steps=None):
     """`generate` timed inside Julia after a one-step warm-up: returns (data, seconds); the warm-up's
     seconds (compilation, on the first call) go to `model.compile_seconds[mode]`."""

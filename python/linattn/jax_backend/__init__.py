@@ -182,6 +182,14 @@ def time_attention(kind, batch, T, n_heads, d_head, repeats, device="cpu"):
     return times
 
 
+def compile_generation(model: Model, mode, batch) -> dict:
+    """Nothing to do ahead: `generate` and `time_window` are jit-compiled on their first call with
+    new shapes (the speed harness's warm-up), the loop over positions inside one lax.scan."""
+    check_mode(mode, model.config)
+    return {"step": "compiled", "how": "jax.jit (XLA), positions in one lax.scan, compiled on the first call",
+            "reason": None, "compile_seconds": 0.0}
+
+
 def timed_generate(model: Model, mode, noise, steps=None):
     """`generate` and its wall-clock seconds (the bytes copied back to the host inside the clock)."""
     t = time.perf_counter()

@@ -11,8 +11,8 @@ from ..backends import BackendUnavailable
 from ..config import ConfigError, ModelConfig, check_mode
 from ..weights import check_params, timing_projection
 from . import attention as attn
+from . import compiled as _compiled
 from . import generate as _gen
-from .generate import sample_from_head
 from .loss import bits, nats_per_dim
 from .model import Transformer, input_tokens
 
@@ -56,6 +56,21 @@ def generate(model, mode, noise, steps=None, prefix=None):
     if prefix is not None:
         prefix = torch.as_tensor(np.asarray(prefix, dtype=np.int64), device=_device(model))
     return _gen.generate(model, mode, noise, steps, prefix).cpu().numpy().astype(np.uint8)
+
+
+def compile_generation(model, mode, batch) -> dict:
+    """softmax-cached and linear-recurrent: compile the step for `batch` images (`compiled.py`:
+    inductor, weights packed for the batch), so that `generate` and `time_window` at that batch run
+    it; on a GPU, or where compiling fails (no C++ compiler), they keep the eager step and the result
+    says why. softmax-uncached re-runs the eager parallel form."""
+    check_mode(mode, model.config)
+    if mode == "softmax-uncached":
+        return {"step": "eager", "how": "Transformer.forward (eager)", "reason": "softmax-uncached is not compiled",
+                "compile_seconds": 0.0}
+    if _device(model).type != "cpu":
+        return {"step": "eager", "how": "Transformer.step (eager)", "reason": "the compiled step is for the CPU",
+                "compile_seconds": 0.0}
+    return _compiled.compile_step(model, batch)
 
 
 def timed_generate(model, mode, noise, steps=None):
@@ -142,15 +157,14 @@ def time_window(model, mode, batch, start, steps, seed=0):
         raise ConfigError(f"the window start={start}, steps={steps} must lie inside 0..{T}")
     g = torch.Generator().manual_seed(seed)
     dev, dtype = _device(model), model.embed.weight.dtype
-    state, packed = model.empty_state(batch, T), model.packed(T)
-    state = [None if s is None else _late(s, start, g) for s in state]
-    noise = torch.rand(batch, steps, 2, generator=g).to(dev, dtype)
+    step = _gen.stepper(model, batch, T)  # the compiled step where compile_generation made one
+    step.state = [None if s is None else _late(s, start, g) for s in step.state]
+    u = torch.rand(steps, batch, 2, generator=g).to(dev, dtype)
     token = torch.randint(0, 256, (batch,), generator=g).to(dev)
     _sync(dev)
     t0 = time.perf_counter()
     for i in range(steps):
-        out = model.step(token, start + i, state, packed)
-        token = sample_from_head(out, config, noise[:, i])
+        token = step(token, start + i, u[i])
     _sync(dev)
     token.cpu()
     return time.perf_counter() - t0

@@ -146,13 +146,28 @@ def _query_chunk(qc, qs, scale, kc, vc):
 def softmax_attention_recurrent(q, k, v, state):
     """One step with a key/value cache. state = (K, V, t): K, V preallocated (B, H, T_max, D),
     filled up to position t-1; this step's key and value are written at t in place.
-    Returns o (B, H, D) and (K, V, t + 1)."""
+    Returns o (B, H, D) = `cached_softmax_attention(q, K, V, t + 1)` and (K, V, t + 1)."""
     K, V, t = state
-    K[:, :, t] = k
-    V[:, :, t] = v
-    scores = (K[:, :, : t + 1] @ q.unsqueeze(-1)).squeeze(-1) * (1.0 / math.sqrt(q.shape[-1]))
-    o = (torch.softmax(scores, dim=-1).unsqueeze(-2) @ V[:, :, : t + 1]).squeeze(-2)
-    return o, (K, V, t + 1)
+    K[:, :, t : t + 1] = k.unsqueeze(2)  # a slice, not K[:, :, t]: compiled, t stays symbolic (compiled.py)
+    V[:, :, t : t + 1] = v.unsqueeze(2)
+    return cached_softmax_attention(q, K, V, t + 1), (K, V, t + 1)
+
+
+@torch.library.custom_op("linattn::cached_softmax_attention", mutates_args=())
+def cached_softmax_attention(q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, length: int) -> torch.Tensor:
+    """o = sum_{j<length} softmax_j(q . K_j / sqrt(D)) V_j for one query per head: q (B, H, D), K and
+    V (B, H, T_max, D) of which the first `length` positions count. An operator of its own
+    (torch.library.custom_op), so that a compiled step (compiled.py) calls these two batched
+    matrix-vector products (BLAS) as they run eagerly, rather than loops that inductor generates
+    over a length only known at run time (a hundred times slower at the CIFAR model's size). As
+    einsums they stream the cache about 1.5x faster than as `K @ q` (MKL, CIFAR model, t = 1535)."""
+    scores = torch.einsum("bhjd,bhd->bhj", K[:, :, :length], q) * (1.0 / math.sqrt(q.shape[-1]))
+    return torch.einsum("bhj,bhjd->bhd", torch.softmax(scores, dim=-1), V[:, :, :length])
+
+
+@cached_softmax_attention.register_fake
+def _(q, K, V, length):
+    return torch.empty_like(q)
 
 
 def linear_attention(q, k, v, *feature_args, feature_map=elu_feature_map, chunk_size=LINEAR_CHUNK):

@@ -44,9 +44,45 @@ def generate(model: Transformer, mode, noise, steps=None, prefix=None):
             out = model(input_tokens(data[:, : t + 1]))[:, -1]
             data[:, t] = prefix[:, t] if t < P else sample_from_head(out, config, noise[:, t])
         return data
-    state, packed = model.empty_state(B, T), model.packed(T)
+    step = stepper(model, B, T)
+    # (T, B, 2) uniforms and (P, B) given bytes, with the strides of new tensors (a compiled step
+    # checks strides, those of size-1 axes too): each step's rows contiguous
+    u = noise.transpose(0, 1).clone(memory_format=torch.contiguous_format)
+    given = None if prefix is None else prefix.t().long().clone(memory_format=torch.contiguous_format)
     token = start_tokens(B, device)
     for t in range(steps):
-        out = model.step(token, t, state, packed)
-        data[:, t] = token = prefix[:, t] if t < P else sample_from_head(out, config, noise[:, t])
+        token = step(token, t, u[t])
+        if t < P:
+            token = given[t]
+        data[:, t] = token
     return data
+
+
+class EagerStep:
+    """The loop's step, eagerly: `Transformer.step` (state per layer, weights packed once), then
+    the byte sampled from its outputs. `state` is a list of the layers' states."""
+
+    def __init__(self, model: Transformer, batch, max_len):
+        self.model, self.state, self.packed = model, model.empty_state(batch, max_len), model.packed(max_len)
+
+    def __call__(self, token, position, u):
+        return sample_from_head(self.model.step(token, position, self.state, self.packed), self.model.config, u)
+
+
+class CompiledStepRun:
+    """The loop's step by the step compiled for this batch (`compiled.compile_step`): token,
+    position and uniforms in, the next byte out. `state` is a list of one tuple, the layers stacked."""
+
+    def __init__(self, step, fn):
+        self.fn, self.state = fn, [step.empty_state()]
+
+    def __call__(self, token, position, u):
+        return self.fn(token, position, u, *self.state[0])
+
+
+def stepper(model: Transformer, batch, max_len):
+    """The step for `batch` images: the compiled one where `compiled.compile_step` made one for this
+    batch (it holds the config's T positions, so `max_len` must not exceed it), else the eager one."""
+    if batch in model.compiled_steps and max_len <= model.config.seq_len:
+        return CompiledStepRun(*model.compiled_steps[batch])
+    return EagerStep(model, batch, max_len)

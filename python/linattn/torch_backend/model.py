@@ -80,6 +80,7 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleList(Layer(config, config.has_attention(i)) for i in range(config.n_layers))
         self.norm = nn.LayerNorm(C, eps=NORM_EPS)
         self.head = nn.Linear(C, config.n_outputs)
+        self.compiled_steps = {}  # batch -> (CompiledStep, its compiled form), filled by compiled.compile_step
 
     def position_code(self, T):
         """(T, C/2) in the parameters' dtype and device, computed in float64."""
