@@ -10,6 +10,7 @@ from . import roofline
 
 OVERHEAD = 3.0  # our prior: framework overhead over the roofline at small sizes
 STARTUP_SECONDS = 4.0  # a worker process importing its backend
+COMPILE_SECONDS = 90.0  # measured: inductor compiles PyTorch's generation step in about a minute on 2 cores
 RUNTIME_BYTES = 300e6  # a worker's resident memory before any tensor: Python, numpy, the framework
 FLOAT = roofline.FLOAT
 

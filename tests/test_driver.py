@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from linattn.backends import BACKENDS
-from replication.claims import CLAIMS
+from replication import estimates
+from replication.claims import CLAIMS, generation
 from replication.cli import main
 from replication.experiments import Context, Experiment
 from replication.profiles import load_profile, profile_names
@@ -136,3 +137,19 @@ def test_every_profile_plans_every_claim(tmp_path, name, data):
     assert c3 and all((e.task["kind"] == "skip") == (data["dataset"] is None) for e in c3 if e.kind == "train")
     shipped = load_profile(name)["samples"].get("models") == "shipped"  # trained/ ships models: sampled without data
     assert all((e.task["kind"] == "skip") == (not shipped and data["dataset"] is None) for e in c3 if e.kind == "samples")
+
+
+@pytest.mark.parametrize("name", profile_names())
+def test_every_speed_task_compiles_the_step_as_its_profile_says(tmp_path, name):
+    """[study] compile_step reaches every C1, C2 and beyond speed task, and the estimate of a task
+    that compiles a step includes compiling it (softmax-uncached has no step to compile)."""
+    profile = load_profile(name)
+    ctx = Context(profile=profile, folder=tmp_path, backends=["torch"], threads=2, device="cpu",
+                  machine={"bandwidth_GBps": 20.0, "gemm_GFLOPs": 100.0}, data={"dataset": "mnist"}, data_dir=None,
+                  memory_available_bytes=16 * 2**30)
+    speed = [e for claim in CLAIMS for e in claim.plan(ctx)[0] if e.task["kind"] == "speed"]
+    assert speed and all(e.task["compile"] is profile["study"]["compile_step"] for e in speed)
+    for e in speed:
+        base = generation.estimate({**e.task, "compile": False}, ctx.machine)["seconds"]
+        extra = estimates.COMPILE_SECONDS if e.task["compile"] and e.task["mode"] != "softmax-uncached" else 0.0
+        assert e.estimate["seconds"] == pytest.approx(base + extra), e.name

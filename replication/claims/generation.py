@@ -31,7 +31,7 @@ def plan(ctx: Context):
     budget = p["study"]["memory_budget_fraction"] * ctx.memory_available_bytes
     tp, lt, uv = p["throughput"], p["latency"], p["uncached_validation"]
     for backend in ctx.backends:
-        base = dict(kind="speed", backend=backend, threads=ctx.threads, device=ctx.device)
+        base = dict(kind="speed", backend=backend, threads=ctx.threads, device=ctx.device, compile=p["study"]["compile_step"])
         for model in tp["models"]:
             for mode in tp["modes"]:
                 config = config_for_mode(model, mode)
@@ -60,7 +60,7 @@ def latency_task(ctx: Context, backend, model, mode) -> dict:
     lt = ctx.profile["latency"]
     whole = model in lt["whole_image_models"]
     return dict(kind="speed", backend=backend, threads=ctx.threads, device=ctx.device, model=model, mode=mode, batch=1,
-                repeats=lt["repeats"], steps=None if whole else lt["steps"])
+                repeats=lt["repeats"], steps=None if whole else lt["steps"], compile=ctx.profile["study"]["compile_step"])
 
 
 def estimate(task, machine) -> dict:
@@ -85,8 +85,10 @@ def estimate(task, machine) -> dict:
     else:
         seconds = r * B * (task["repeats"] + 1)
     memory = 2 * estimates.weights_bytes(config) + B * estimates.memory_per_image(config, task["mode"])
-    return estimates.estimate(estimates.OVERHEAD * seconds, memory,
-                              f"{estimates.OVERHEAD:g}x the roofline time of the steps timed, plus start-up")
+    compiling = estimates.COMPILE_SECONDS if task.get("compile") and task["mode"] != "softmax-uncached" else 0.0
+    return estimates.estimate(estimates.OVERHEAD * seconds + compiling, memory,
+                              f"{estimates.OVERHEAD:g}x the roofline time of the steps timed, plus start-up"
+                              + (" and compiling the step" if compiling else ""))
 
 
 # --- summarise and judge ---------------------------------------------------------------------------
@@ -100,7 +102,9 @@ def summarise(summary, outcomes, folder):
     """throughput (C1), latency (C2), uncached_validation and the decomposition of the speed-up."""
     def speed_rows(claim):
         return [{**o.row(), "model": o.task["model"], "mode": o.task["mode"], "batch": o.task["batch"],
-                 **({k: o.result[k] for k in SPEED_FIELDS} if o.ok else {})} for o in select(outcomes, claim, "speed")]
+                 **({k: o.result[k] for k in SPEED_FIELDS} if o.ok else {}),
+                 **({"step": o.result["generation"]["step"]} if o.ok and "generation" in o.result else {})}
+                for o in select(outcomes, claim, "speed")]
 
     summary["throughput"] = speed_rows("C1")
     summary["latency"] = speed_rows("C2")
