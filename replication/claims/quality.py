@@ -396,8 +396,11 @@ def samples_section(summary, folder: Path):
         rows = [[p["backend"], p["against"], p["kind"], f"{p['equal_images']} of {p['images']}", f"{p['equal_bytes']:.1%}"]
                 for p in s.get("parity", [])]
         rows += [[b, DASH, f"{e.get('status')}: {e.get('reason')}", DASH, DASH] for b, e in by.items() if e.get("status") != "ok"]
+        shipped = (summary["quality"].get("shipped") or {}).get(attention) or {}
+        steps = shipped.get("steps") if first.get("source") == "shipped" else None
         out[attention] = {"status": "ok" if files else "not run", "files": files, "backend": ok[0] if ok else None,
                           "source": first.get("source"), "dataset": first.get("dataset"),
+                          "model": f"{first.get('source')} model" + (f" ({steps:,} steps)" if steps else ""),
                           "reason": "; ".join(f"{b}: {e.get('reason')}" for b, e in by.items() if e.get("status") != "ok")
                           or "no model to sample",
                           "parity": table(["backend", "against", "images", "equal images", "equal bytes"], rows) if rows else None}

@@ -11,8 +11,9 @@ matrix of one kind stacked into one tensor: few inputs for the compiled program 
 call. They are inputs, not constants, so one program serves every model of the same sizes. The
 cached softmax attention stays one call per layer to `attention.cached_softmax_attention`, an
 operator of its own (BLAS, as eagerly): inductor's loops over a length known only at run time were
-a hundred times slower. Measured (CIFAR, batch 1, 2 cores, `replication speed --interleaved`):
-1.1x the roofline floor for linear-recurrent, 1.55x for softmax-cached; eagerly 2.9x and 2.5x.
+a hundred times slower. Measured (CIFAR, batch 1, 2 cores, `replication speed --interleaved 3`,
+README "What one run found"): 0.99x the roofline floor for linear-recurrent, 1.41x for
+softmax-cached; eagerly 2.48x and 2.15x.
 
 The math is `Transformer.step` followed by `generate.sample_from_head`, with the attention kind's
 own recurrent twin (`attention.KINDS`); only the order of float32 sums differs. tests/ check the
