@@ -151,10 +151,13 @@ def shipped_runs_data() -> dict | None:
     record = trained.shipped_runs()
     if not record:
         return None
-    return {**{k: record.get(k) for k in ("profile", "command", "shipped", "dataset", "dataset_checksum", "provenance",
-                                          "timing")},
-            **compare(record["runs"], record["dataset"], record.get("dataset_checksum"),
-                      (record.get("timing") or {}).get("seconds_per_step"))}
+    timing = record.get("timing") or {}
+    out = {**{k: record.get(k) for k in ("profile", "command", "shipped", "dataset", "dataset_checksum", "provenance",
+                                         "timing")},
+           **compare(record["runs"], record["dataset"], record.get("dataset_checksum"), timing.get("seconds_per_step"))}
+    if out.get("equal_time") and timing.get("how"):
+        out["equal_time"]["timing_how"] = timing["how"]  # how the seconds per step were measured, for the report
+    return out
 
 
 def aggregate(rows) -> dict:
@@ -379,8 +382,9 @@ def equal_time_table(et):
                      _pm(agg["mean"], agg["sd"]).lstrip("+") if agg["n"] else "before its first validation point"])
     note = (f"Budget: {seconds(et['budget_seconds'])} of training, the time {et['faster']} takes for its whole step budget. "
             + ("Some training timings were taken while other processes used the cores." if et["contended"] else "")
-            + ("Seconds per step measured apart, alone on the machine (the runs themselves shared it)."
-               if et.get("measured_apart") else ""))
+            + (f"Seconds per step measured apart from the runs (which shared the machine): {et['timing_how']}."
+               if et.get("measured_apart") and et.get("timing_how") else
+               "Seconds per step measured apart from the runs (which shared the machine)." if et.get("measured_apart") else ""))
     return table(["attention", "s/step", "steps in the budget", "validation bits/dim (mean ± sd over seeds)"], rows, note=note)
 
 
