@@ -158,6 +158,9 @@ def nothing_measured(summary):
     for key in ("throughput", "latency", "uncached_validation", "scaling", "compute", "languages", "scaling_fit"):
         summary[key] = []
     summary["decomposition"] = {}
+    summary.pop("beyond", None)  # nothing beyond the paper either
+    for key in ("shipped", "shipped_runs"):  # and a copy of the repository without trained/
+        summary["quality"].pop(key, None)
     summary["backends"] = {b: {"status": "unavailable", "reason": f"{b} missing here", "info": None} for b in ("torch", "jax", "julia")}
     without_training(summary)
     summary["claims"] = [{"id": c["id"], "title": c["title"], "source": c["source"], "rows": [], "status": "not run",
