@@ -31,7 +31,6 @@ def plan(ctx: Context):
     budget = p["study"]["memory_budget_fraction"] * ctx.memory_available_bytes
     tp, lt, uv = p["throughput"], p["latency"], p["uncached_validation"]
     for backend in ctx.backends:
-        base = dict(kind="speed", backend=backend, threads=ctx.threads, device=ctx.device, compile=p["study"]["compile_step"])
         for model in tp["models"]:
             for mode in tp["modes"]:
                 config = config_for_mode(model, mode)
@@ -40,8 +39,8 @@ def plan(ctx: Context):
                 if mode == "softmax-uncached" and "uncached_batches" in tp:
                     batches = tp["uncached_batches"]
                 for batch in batches:
-                    task = dict(base, model=model, mode=mode, batch=batch, repeats=tp["repeats"],
-                                steps=None if mode == "softmax-uncached" else tp["steps"])
+                    task = speed_task(ctx, backend, model=model, mode=mode, batch=batch, repeats=tp["repeats"],
+                                      steps=None if mode == "softmax-uncached" else tp["steps"])
                     out.append(Experiment(f"C1-{backend}-{model}-{mode}-b{batch}", "C1", "speed", task,
                                           estimate(task, ctx.machine)))
         for model in lt["models"]:
@@ -53,14 +52,21 @@ def plan(ctx: Context):
     return out, {}
 
 
+def speed_task(ctx: Context, backend, **fields) -> dict:
+    """A speed task of this run: its backend, threads and device, and whether PyTorch's step is
+    compiled first (the profile's [study] compile_step), with the task's own `fields`."""
+    return dict(kind="speed", backend=backend, threads=ctx.threads, device=ctx.device,
+                compile=ctx.profile["study"]["compile_step"], **fields)
+
+
 def latency_task(ctx: Context, backend, model, mode) -> dict:
     """C2's speed task: one image at batch 1, timed as the profile's [latency] section says (whole
     images for its whole_image_models, else windows of its steps). The beyond-the-paper variants
     (claims.beyond) time the same task with a feature map or layer pattern added."""
     lt = ctx.profile["latency"]
     whole = model in lt["whole_image_models"]
-    return dict(kind="speed", backend=backend, threads=ctx.threads, device=ctx.device, model=model, mode=mode, batch=1,
-                repeats=lt["repeats"], steps=None if whole else lt["steps"], compile=ctx.profile["study"]["compile_step"])
+    return speed_task(ctx, backend, model=model, mode=mode, batch=1, repeats=lt["repeats"],
+                      steps=None if whole else lt["steps"])
 
 
 def estimate(task, machine) -> dict:
