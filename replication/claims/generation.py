@@ -91,7 +91,8 @@ def estimate(task, machine) -> dict:
     else:
         seconds = r * B * (task["repeats"] + 1)
     memory = 2 * estimates.weights_bytes(config) + B * estimates.memory_per_image(config, task["mode"])
-    compiling = estimates.COMPILE_SECONDS if task.get("compile") and task["mode"] != "softmax-uncached" else 0.0
+    compiles = task.get("compile") and task["mode"] != "softmax-uncached"
+    compiling = estimates.COMPILE_SECONDS.get(task["backend"], 0.0) if compiles else 0.0
     return estimates.estimate(estimates.OVERHEAD * seconds + compiling, memory,
                               f"{estimates.OVERHEAD:g}x the roofline time of the steps timed, plus start-up"
                               + (" and compiling the step" if compiling else ""))
