@@ -437,7 +437,8 @@ def trained_section(summary, paper):
                                              "commit", "shipped"], rows),
            "state": ("; ".join(state) + "." + (" Their samples show what this budget reaches, not what the "
                                                "architecture can do." if undertrained else "")) if state else "",
-           "command": next((r.get("command") for r in m.values() if r.get("command")), ""), "runs": None}
+           "command": next((r.get("command") for r in m.values() if r.get("command")), ""), "runs": None,
+           "reference": reference_text(paper, next(iter(m.values()))["dataset"])}
     runs = q.get("shipped_runs")
     if runs and all(runs["runs"].get(a) for a in ATTENTIONS):
         p = paper["C3"]["bits_per_dim"]["mnist"]
@@ -453,6 +454,17 @@ def trained_section(summary, paper):
                                 f"steps is {_pm(gap, _gap_sd(agg['linear'], agg['softmax']))} bits/dim (the paper's MNIST gap: "
                                 f"{p['linear'] - p['softmax']:+.3f}). Verdict by the rules of this report: {verdict}.")}
     return out
+
+
+def reference_text(paper, dataset) -> str:
+    """Published bits/dim of other likelihood models on `dataset` (claims.toml [C3.reference]), for
+    scale beside the shipped models: a sentence, or "" where none is recorded."""
+    ref = paper["C3"].get("reference", {}).get(dataset)
+    if not ref:
+        return ""
+    numbers = ", ".join(f"{name} {v:.2f}" for name, v in sorted(ref["bits_per_dim"].items(), key=lambda kv: kv[1]))
+    return (f"For scale (not the paper's numbers: it did not use {dataset}), published bits/dim of other "
+            f"likelihood models on {dataset}: {numbers} ({ref['source']}).")
 
 
 def curves_figure(runs_by_attention, out_dir, name, by_time=True):
