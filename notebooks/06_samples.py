@@ -83,7 +83,7 @@ if models == "shipped":
     if shipped:
         dataset = next(iter(shipped.values()))["dataset"]
         record = next(iter(shipped.values()))["provenance"]
-        steps_trained = record["steps"]
+        steps_trained = {a: m["provenance"]["steps"] for a, m in shipped.items()}
         label = f"shipped models ({record['profile']} profile)"
     else:  # a copy without trained models: train the smoke profile's tiny ones here
         q = settings(load_profile(profile), "quality")
@@ -93,7 +93,7 @@ if models == "shipped":
             checkpoints[attention] = out_dir / "checkpoints" / attention
             train({**q, "kind": "train", "attention": attention, "dataset": dataset, "data_dir": None,
                    "checkpoint_dir": str(checkpoints[attention]), "threads": threads})
-        steps_trained, label = q["steps"], f"{profile} profile, trained here"
+        steps_trained, label = {a: q["steps"] for a in checkpoints}, f"{profile} profile, trained here"
     n_completions = completions if dataset == "synthetic" or data.available(dataset) else 0
     if not n_completions:
         print(f"{dataset} is not here: unconditional samples only (`replication data fetch --dataset {dataset}`)")
@@ -124,8 +124,7 @@ else:
                 drawn.setdefault(a, {})[b] = {k: str(results_dir / v) for k, v in e.get("arrays", {}).items()}
             else:
                 print(f"{a} by {b}: samples {e.get('status')}: {e.get('reason')}")
-    runs = [r for rs in s["quality"]["runs"].values() for r in rs]
-    steps_trained = next((r.get("steps") for r in runs if r.get("steps")), None)
+    steps_trained = {a: next((r["steps"] for r in rs if r.get("steps")), None) for a, rs in s["quality"]["runs"].items()}
     label = f"study {results_dir.name}"
 
 for attention, by in drawn.items():
@@ -141,9 +140,9 @@ for col, (attention, f) in enumerate(sorted(files.items())):
         if kind not in f:
             continue
         ax.imshow(plt.imread(f[kind]), cmap="gray", interpolation="nearest")
-        ax.set_title(f"{attention} ({made_by[attention]}): {kind}" + ("\n(rows: occluded, completed, original)" if kind == "completions" else ""),
+        ax.set_title(f"{attention} ({made_by[attention]}, {steps_trained.get(attention) or '?'} steps): {kind}" + ("\n(rows: occluded, completed, original)" if kind == "completions" else ""),
                      fontsize=9)
-fig.suptitle(f"{dataset}, {label}, after {steps_trained} training steps", fontsize=10)
+fig.suptitle(f"{dataset}, {label}", fontsize=10)
 fig.tight_layout()
 fig.savefig(out_dir / "06_samples.png", metadata={"Software": None})
 
