@@ -140,6 +140,23 @@ def test_the_shipped_models_are_set_beside_published_numbers_of_their_dataset(bu
     assert quality.reference_text(load_paper(), "mnist") == ""
 
 
+def test_the_shipped_pair_is_compared_only_at_equal_steps(built):
+    """The trained-models section gives the gap linear - softmax of the shipped models where both
+    trained the same number of steps, as one seed without a verdict; otherwise it says they do not
+    compare."""
+    folder, _ = built
+    summary = json.loads((folder / "summary.json").read_text())
+    shipped = summary["quality"]["shipped"]
+    shown = json.loads((folder / BUILD / DATA).read_text())["trained"]["pair"]
+    assert shown == quality.pair_text(shipped) and shown
+    same = {a: {**m, "steps": 6000} for a, m in shipped.items()}
+    gap = same["linear"]["test_bits_per_dim"] - same["softmax"]["test_bits_per_dim"]
+    assert f"{gap:+.3f} test bits/dim" in quality.pair_text(same) and "no verdict" in quality.pair_text(same)
+    apart = {**same, "softmax": {**same["softmax"], "steps": 1200}}
+    assert "do not compare" in quality.pair_text(apart) and "softmax 1,200" in quality.pair_text(apart)
+    assert quality.pair_text({"linear": same["linear"]}) == ""
+
+
 def without_training(summary):
     """The summary of a run whose C3 training failed (claims recomputed by the quality claim's rule)."""
     for attention in ("linear", "softmax"):

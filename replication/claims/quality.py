@@ -438,7 +438,7 @@ def trained_section(summary, paper):
            "state": ("; ".join(state) + "." + (" Their samples show what this budget reaches, not what the "
                                                "architecture can do." if undertrained else "")) if state else "",
            "command": next((r.get("command") for r in m.values() if r.get("command")), ""), "runs": None,
-           "reference": reference_text(paper, next(iter(m.values()))["dataset"])}
+           "pair": pair_text(m), "reference": reference_text(paper, next(iter(m.values()))["dataset"])}
     runs = q.get("shipped_runs")
     if runs and all(runs["runs"].get(a) for a in ATTENTIONS):
         p = paper["C3"]["bits_per_dim"]["mnist"]
@@ -454,6 +454,20 @@ def trained_section(summary, paper):
                                 f"steps is {_pm(gap, _gap_sd(agg['linear'], agg['softmax']))} bits/dim (the paper's MNIST gap: "
                                 f"{p['linear'] - p['softmax']:+.3f}). Verdict by the rules of this report: {verdict}.")}
     return out
+
+
+def pair_text(shipped) -> str:
+    """What the shipped pair says about linear against softmax: their gap where both trained the
+    same number of steps (one seed each, so no spread and no verdict), else that they do not compare."""
+    if not all(a in shipped for a in ATTENTIONS):
+        return ""
+    steps = {a: shipped[a].get("steps") for a in ATTENTIONS}
+    if steps["linear"] != steps["softmax"]:
+        return (f"The two trained for different numbers of steps ({', '.join(f'{a} {n or 0:,}' for a, n in steps.items())}): "
+                "their bits/dim and samples do not compare linear with softmax.")
+    gap = shipped["linear"]["test_bits_per_dim"] - shipped["softmax"]["test_bits_per_dim"]
+    return (f"Both trained for {steps['linear']:,} steps: the gap linear - softmax is {gap:+.3f} test bits/dim, "
+            "from one seed each, so it has no spread and gets no verdict.")
 
 
 def reference_text(paper, dataset) -> str:
