@@ -127,14 +127,17 @@ def test_a_missing_backend_is_reported_with_its_recorded_reason(built):
     assert "Julia backend not run: " + reason.split("; ")[0] in shown
 
 
-def test_the_shipped_models_are_set_beside_published_numbers_of_their_dataset(built):
-    """Fashion-MNIST is not the paper's dataset: the trained-models section quotes claims.toml's
+def test_the_shipped_models_say_how_each_was_made_and_what_is_published_for_their_dataset(built):
+    """Each shipped model's own command is shown. Fashion-MNIST is not the paper's dataset: the
+    trained-models section quotes claims.toml's
     published reference numbers for it, with their source; a dataset without any quotes none."""
     folder, _ = built
     summary = json.loads((folder / "summary.json").read_text())
     dataset = next(iter(summary["quality"]["shipped"].values()))["dataset"]
     ref = load_paper()["C3"]["reference"][dataset]
-    shown = json.loads((folder / BUILD / DATA).read_text())["trained"]["reference"]
+    trained = json.loads((folder / BUILD / DATA).read_text())["trained"]
+    assert trained["commands"] == {a: m["command"] for a, m in summary["quality"]["shipped"].items()}
+    shown = trained["reference"]
     assert ref["source"] in shown
     assert all(f"{name} {v:.2f}" in shown for name, v in ref["bits_per_dim"].items())
     assert quality.reference_text(load_paper(), "mnist") == ""

@@ -437,7 +437,7 @@ def trained_section(summary, paper):
                                              "commit", "shipped"], rows),
            "state": ("; ".join(state) + "." + (" Their samples show what this budget reaches, not what the "
                                                "architecture can do." if undertrained else "")) if state else "",
-           "command": next((r.get("command") for r in m.values() if r.get("command")), ""), "runs": None,
+           "commands": {a: m[a].get("command") or DASH for a in ATTENTIONS if a in m}, "runs": None,
            "pair": pair_text(m), "reference": reference_text(paper, next(iter(m.values()))["dataset"])}
     runs = q.get("shipped_runs")
     if runs and all(runs["runs"].get(a) for a in ATTENTIONS):
