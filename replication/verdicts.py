@@ -124,6 +124,25 @@ def convergence(curve) -> tuple[bool, str]:
     return True, f"validation bits/dim changed {-drop:+.1%} over steps {first['step']}-{last['step']}"
 
 
+def mean_sd(values) -> dict:
+    """{"n", "mean", "sd"} of `values`: their mean and sample standard deviation (None under two;
+    mean None for none)."""
+    v = list(values)
+    if not v:
+        return {"n": 0, "mean": None, "sd": None}
+    mean = sum(v) / len(v)
+    sd = (sum((x - mean) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else None
+    return {"n": len(v), "mean": mean, "sd": sd}
+
+
+def gap_standard_error(a: dict, b: dict) -> float | None:
+    """The standard error of the difference of two means given as `mean_sd` dicts: sqrt(sd_a^2/n_a +
+    sd_b^2/n_b) (None under two values each)."""
+    if a["sd"] is None or b["sd"] is None:
+        return None
+    return (a["sd"] ** 2 / a["n"] + b["sd"] ** 2 / b["n"]) ** 0.5
+
+
 def quality(runs: dict, dataset: str, paper: dict) -> tuple[str, str]:
     """(verdict, evidence) of the bits/dim gap linear - softmax between the runs `runs[attention]`
     (a list, one per seed, each with curve and test_bits_per_dim) on `dataset`; `paper` holds the
@@ -131,7 +150,7 @@ def quality(runs: dict, dataset: str, paper: dict) -> tuple[str, str]:
     small against the tolerance for any verdict but inconclusive."""
     if dataset == "synthetic":
         return inconclusive("synthetic images (no real data set was available), not judged"), "synthetic"
-    notes, means, spread = [], {}, 0.0
+    notes, stats = [], {}
     for attention in ("linear", "softmax"):
         rs = runs[attention]
         for r in rs:
@@ -142,18 +161,16 @@ def quality(runs: dict, dataset: str, paper: dict) -> tuple[str, str]:
             if not (bpd is not None and math.isfinite(bpd)):
                 return inconclusive(f"{attention} (seed {r.get('seed', 0)}) test bits/dim is not a number"), "not finite"
         notes.append(f"{attention}: {why}")
-        v = [r["test_bits_per_dim"] for r in rs]
-        means[attention] = sum(v) / len(v)
-        if len(v) < MIN_SEEDS:
-            return inconclusive(f"{len(v)} seed(s) of {attention}, fewer than {MIN_SEEDS}: the spread between seeds "
-                                "is unknown"), "; ".join(notes)
-        var = sum((x - means[attention]) ** 2 for x in v) / (len(v) - 1)
-        spread += var / len(v)
-        if dataset == "mnist" and means[attention] > REGIME_FACTOR * paper[attention]:
-            return inconclusive(f"{attention} at {means[attention]:.2f} bits/dim is far from the paper's "
+        stats[attention] = mean_sd(r["test_bits_per_dim"] for r in rs)
+        mean = stats[attention]["mean"]
+        if stats[attention]["n"] < MIN_SEEDS:
+            return inconclusive(f"{stats[attention]['n']} seed(s) of {attention}, fewer than {MIN_SEEDS}: the spread "
+                                "between seeds is unknown"), "; ".join(notes)
+        if dataset == "mnist" and mean > REGIME_FACTOR * paper[attention]:
+            return inconclusive(f"{attention} at {mean:.2f} bits/dim is far from the paper's "
                                 f"{paper[attention]} (more than {REGIME_FACTOR:g}x)"), "far from the paper's regime"
-    gap = means["linear"] - means["softmax"]
-    se = math.sqrt(spread)
+    gap = stats["linear"]["mean"] - stats["softmax"]["mean"]
+    se = gap_standard_error(stats["linear"], stats["softmax"])
     if 2 * se > GAP_TOLERANCE:
         return inconclusive(f"the gap {gap:+.3f} has a standard error of {se:.3f} over seeds: twice that is wider "
                             f"than the tolerance {GAP_TOLERANCE:g}"), "; ".join(notes)

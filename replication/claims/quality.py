@@ -15,6 +15,7 @@ from ..experiments import Context, Experiment, select
 from ..formatting import DASH, fmt, relative, seconds, table, value
 from ..paper import claim_header, not_run, paper_numbers, row
 from ..report_figures import ATTENTION_COLORS, WIDTH, pyplot, save
+from ..verdicts import gap_standard_error
 
 ATTENTIONS = ("linear", "softmax")  # the two models compared
 TASKS = {"train": train.train, "samples": samples.make_samples}  # what a worker runs, by task kind
@@ -163,12 +164,8 @@ def shipped_runs_data() -> dict | None:
 def aggregate(rows) -> dict:
     """Test bits/dim over the seeds that finished: n, mean and sample standard deviation (None
     under two seeds)."""
-    v = [r["test_bits_per_dim"] for r in rows if r.get("status") == "ok" and r.get("test_bits_per_dim") is not None]
-    if not v:
-        return {"n": 0, "mean": None, "sd": None}
-    mean = sum(v) / len(v)
-    sd = (sum((x - mean) ** 2 for x in v) / (len(v) - 1)) ** 0.5 if len(v) > 1 else None
-    return {"n": len(v), "mean": mean, "sd": sd}
+    return verdicts.mean_sd(r["test_bits_per_dim"] for r in rows
+                            if r.get("status") == "ok" and r.get("test_bits_per_dim") is not None)
 
 
 def equal_time(runs, seconds_per_step=None) -> dict | None:
@@ -256,7 +253,7 @@ def judge(paper, s) -> list[dict]:
     seeds = f"mean of {n} seeds" if n > 1 else "one seed"
     rows = [
         row(f"bits/dim linear - softmax, same {steps} steps ({d}, {seeds}; paper: MNIST, 250 epochs)",
-            gap_paper, gap, verdict, paper_text=f"{gap_paper:+.3f}", ours_text=_pm(gap, _gap_sd(lin, soft))),
+            gap_paper, gap, verdict, paper_text=f"{gap_paper:+.3f}", ours_text=_pm(gap, gap_standard_error(lin, soft))),
         row(f"linear test bits/dim ({d})", p["linear"], lin["mean"], "context", ours_text=_pm(lin["mean"], lin["sd"])),
         row(f"softmax test bits/dim ({d})", p["softmax"], soft["mean"], "context", ours_text=_pm(soft["mean"], soft["sd"])),
         row("training seconds per step, linear / softmax", None,
@@ -270,13 +267,6 @@ def judge(paper, s) -> list[dict]:
                         f"steps, {slow} {et['steps'][slow]:,.0f})" + (" (timings contended)" if et["contended"] else ""),
                         None, et["gap"]["mean"], "context", ours_text=_pm(et["gap"]["mean"], et["gap"]["sd"])))
     return [{**claim, "status": "measured", "evidence": evidence, "rows": rows}]
-
-
-def _gap_sd(lin, soft):
-    """The standard error of the difference of two means (None under two seeds each)."""
-    if lin["sd"] is None or soft["sd"] is None:
-        return None
-    return (lin["sd"] ** 2 / lin["n"] + soft["sd"] ** 2 / soft["n"]) ** 0.5
 
 
 def _pm(x, sd):
@@ -451,7 +441,7 @@ def trained_section(summary, paper):
                        "equal_time": equal_time_table(et), "verdict": verdict,
                        "text": (f"Every run of the {runs['profile']} profile ({counts}; "
                                 f"seeds {', '.join(map(str, runs['seeds']))}) on {runs['dataset']}: the gap linear - softmax at equal "
-                                f"steps is {_pm(gap, _gap_sd(agg['linear'], agg['softmax']))} bits/dim (the paper's MNIST gap: "
+                                f"steps is {_pm(gap, gap_standard_error(agg['linear'], agg['softmax']))} bits/dim (the paper's MNIST gap: "
                                 f"{p['linear'] - p['softmax']:+.3f}). Verdict by the rules of this report: {verdict}.")}
     return out
 
@@ -522,7 +512,7 @@ def quality_prose(summary, paper):
     gap_text = f"{gap:+.3f}" if gap else "0.000"
     n = min(lin["n"], soft["n"])
     steps = q["runs"]["linear"][0]["steps"]
-    seeds = f" (means over {n} seeds; the gap's standard error {_gap_sd(lin, soft):.3f})" if n > 1 else " (one seed each)"
+    seeds = f" (means over {n} seeds; the gap's standard error {gap_standard_error(lin, soft):.3f})" if n > 1 else " (one seed each)"
     s = (f"After the same {steps:,} training steps on {q['dataset']}, linear attention reached "
          f"{lin['mean']:.3f} test bits/dim and softmax {soft['mean']:.3f}{seeds}: a gap of {gap_text} "
          f"({better}; the paper's MNIST gap after 250 epochs is {paper['mnist_bpd_gap']:+.3f}).")
