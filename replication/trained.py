@@ -19,6 +19,7 @@ from pathlib import Path
 
 from linattn.weights import atomic_write, load_checkpoint
 
+from . import data
 from .provenance import ROOT, provenance
 
 TRAINED = ROOT / "trained"
@@ -62,18 +63,22 @@ def ship(run: Path, command: str, root: Path = TRAINED, profile: str = "quality"
     if size > MAX_BYTES:
         raise ValueError(f"{run}/weights.npz is {size / 2**20:.1f} MiB, more than the {MAX_BYTES / 2**20:.0f} MiB a "
                          "shipped checkpoint may take")
-    from .data import dataset_checksum
-
     out = folder(result["dataset"], config.attention, root)
     out.mkdir(parents=True, exist_ok=True)
     for f in ("config.json", "weights.npz"):
         shutil.copyfile(run / f, out / f)
-    record = {"profile": profile, "command": command, "shipped": time.strftime("%Y-%m-%d"),
-              "trained_at_commit": trained_at_commit or provenance()["git"]["commit"],
-              "dataset_checksum": dataset_checksum(result["dataset"]), **{k: result.get(k) for k in RECORDED},
+    record = {**_made(profile, command, result["dataset"], trained_at_commit), **{k: result.get(k) for k in RECORDED},
               "provenance": provenance()}
     atomic_write(out / "provenance.json", lambda f: f.write(json.dumps(record, indent=1).encode()))
     return out
+
+
+def _made(profile, command, dataset, trained_at_commit) -> dict:
+    """How a shipped record was made: profile, command, date shipped, the commit it was trained at
+    (default: this one) and the checksum of its data set."""
+    return {"profile": profile, "command": command, "shipped": time.strftime("%Y-%m-%d"),
+            "trained_at_commit": trained_at_commit or provenance()["git"]["commit"],
+            "dataset_checksum": data.dataset_checksum(dataset)}
 
 
 RUNS = "runs.json"  # trained/<dataset>/runs.json: every training run of the shipped models' profile
@@ -99,11 +104,8 @@ def ship_runs(runs, command: str, root: Path = TRAINED, profile: str = "quality"
         rs.sort(key=lambda r: r["seed"])
     out = Path(root) / dataset / RUNS
     out.parent.mkdir(parents=True, exist_ok=True)
-    from .data import dataset_checksum
-
-    record = {"profile": profile, "command": command, "shipped": time.strftime("%Y-%m-%d"),
-              "trained_at_commit": trained_at_commit or provenance()["git"]["commit"], "dataset": dataset,
-              "dataset_checksum": dataset_checksum(dataset), "runs": by, "timing": timing, "provenance": provenance()}
+    record = {**_made(profile, command, dataset, trained_at_commit), "dataset": dataset, "runs": by, "timing": timing,
+              "provenance": provenance()}
     atomic_write(out, lambda f: f.write(json.dumps(record, indent=1).encode()))
     return out
 
